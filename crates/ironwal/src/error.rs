@@ -1,0 +1,175 @@
+//! The one error type of the library.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::format::{EntryError, HEADER_SIZE, MAX_PAYLOAD};
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ironwal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed on `path`.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory the call was about.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Another `Wal`, in this process or another, holds the directory's lock.
+    #[error("the log directory {} is locked by another open Wal", dir.display())]
+    Locked {
+        /// The log directory.
+        dir: PathBuf,
+    },
+
+    /// A segment holds bytes that are not a valid log, at a place the
+    /// recovery mode does not allow.
+    #[error("corruption in {} at byte {offset}: {kind}", segment.display())]
+    Corruption {
+        /// The segment file.
+        segment: PathBuf,
+        /// Byte offset of the damaged record (or of the incomplete entry).
+        offset: u64,
+        /// What is wrong there.
+        kind: CorruptionKind,
+    },
+
+    /// The `Wal` was closed.
+    #[error("the log is closed")]
+    Closed,
+
+    /// An earlier write or fsync failed, so the `Wal` refuses further writes:
+    /// it cannot tell what reached the disk, and acknowledging more would
+    /// claim durability it cannot promise.
+    #[error("the log stopped accepting writes after an I/O failure: {cause}")]
+    Poisoned {
+        /// The failure that stopped the log.
+        cause: Arc<Error>,
+    },
+
+    /// A key, value or batch is longer than the format's length fields allow.
+    #[error("{what} of {len} bytes is longer than the format allows ({max} bytes)")]
+    TooLarge {
+        /// What was too long.
+        what: &'static str,
+        /// Its length.
+        len: u64,
+        /// The largest length allowed.
+        max: u64,
+    },
+
+    /// `write_batch` was given a batch with no operations.
+    #[error("the batch holds no operations")]
+    EmptyBatch,
+
+    /// The sequence numbers would pass `u64::MAX`.
+    #[error("sequence numbers are exhausted")]
+    SequenceExhausted,
+
+    /// An option has a value that cannot work.
+    #[error("invalid option: {0}")]
+    InvalidOption(&'static str),
+
+    /// A path given to a reader is neither a log directory nor a segment file.
+    #[error("{} does not exist", path.display())]
+    NotFound {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+impl Error {
+    /// Wraps an `io::Error` with its path; the path is copied only if an
+    /// error actually happens.
+    pub(crate) fn io<P: AsRef<Path>>(path: P) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether this is a [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+/// What is wrong with the bytes at a corrupt place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptionKind {
+    /// A record header's type byte is not 1–4.
+    #[error("invalid record type {found}")]
+    InvalidRecordType {
+        /// The type byte found.
+        found: u8,
+    },
+    /// A record header's length exceeds the 32768-byte payload limit.
+    #[error("record length {len} exceeds the {MAX_PAYLOAD}-byte limit")]
+    RecordTooLong {
+        /// The stored length.
+        len: u16,
+    },
+    /// A record header claims an empty payload, which no writer produces.
+    #[error("record with an empty payload")]
+    EmptyRecord,
+    /// Fewer than seven bytes remain for a record header.
+    #[error("record header cut short: {available} of {HEADER_SIZE} bytes")]
+    TruncatedHeader {
+        /// Bytes left in the file.
+        available: u64,
+    },
+    /// A record's payload runs past the end of the file.
+    #[error(
+        "record payload of {len} bytes runs past the end of the file ({available} bytes left)"
+    )]
+    TruncatedRecord {
+        /// The stored payload length.
+        len: u16,
+        /// Payload bytes left in the file.
+        available: u64,
+    },
+    /// The payload's CRC-32 differs from the stored one.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        /// The checksum in the header.
+        stored: u32,
+        /// The checksum of the payload as read.
+        computed: u32,
+    },
+    /// A Middle or Last record with no First before it.
+    #[error("{} fragment without a First record before it", if *is_last { "Last" } else { "Middle" })]
+    OrphanFragment {
+        /// Whether the record is a Last (else a Middle).
+        is_last: bool,
+    },
+    /// A First record followed by something other than Middle or Last.
+    #[error("a fragmented entry is interrupted by a new entry")]
+    InterruptedFragment,
+    /// A fragmented entry or a header-form batch is cut short by the end of
+    /// its segment.
+    #[error("incomplete entry at the end of the segment")]
+    IncompleteEntry,
+    /// A header-form batch is followed by an entry that cannot belong to it.
+    #[error("batch expected an entry with sequence {expected} but found {found}")]
+    BatchSequenceMismatch {
+        /// Sequence the batch's next entry must have.
+        expected: u64,
+        /// What was found.
+        found: u64,
+    },
+    /// A header-form batch holds a batch.
+    #[error("a batch is nested inside a header-form batch")]
+    NestedBatch,
+    /// The checksum is valid but the entry bytes are not.
+    #[error("malformed entry: {0}")]
+    MalformedEntry(#[from] EntryError),
+}

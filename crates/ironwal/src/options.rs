@@ -1,0 +1,141 @@
+//! Options for opening a [`Wal`](crate::Wal).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::recovery::RecoveryMode;
+use crate::storage::{default_storage, Storage};
+
+/// When appended entries are made durable (fdatasync).
+///
+/// What each policy promises after a power failure: `Always` loses nothing
+/// that was acknowledged; `Bytes(n)` loses at most the last `n` bytes (plus
+/// one entry) acknowledged before the crash; `Interval(d)` at most the last
+/// `d` of writes; `Never` whatever the operating system had not written back.
+/// After a process crash (the machine stays up) `Always` and `Bytes` lose
+/// nothing that reached the OS; entries still in ironwal's write buffer are
+/// lost under every policy but `Always`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Every append returns only once its entry is durable. Concurrent
+    /// appenders share fsyncs (group commit). kevo's `SyncImmediate`.
+    Always,
+    /// fdatasync whenever this many bytes were written since the last one.
+    /// kevo's `SyncBatch`.
+    Bytes(u64),
+    /// A background thread flushes and syncs at most this long after a write.
+    Interval(Duration),
+    /// Sync only on [`Wal::sync`](crate::Wal::sync) and close. kevo's `SyncNone`.
+    Never,
+}
+
+impl SyncPolicy {
+    /// The `Bytes` policy with kevo's default threshold of 1 MiB.
+    pub const DEFAULT_BYTES: SyncPolicy = SyncPolicy::Bytes(1024 * 1024);
+}
+
+impl Default for SyncPolicy {
+    /// `Always`: a WAL's first promise is that acknowledged writes survive.
+    fn default() -> Self {
+        SyncPolicy::Always
+    }
+}
+
+/// How a [`Wal`](crate::Wal) is opened and run.
+///
+/// ```
+/// use std::time::Duration;
+/// use ironwal::{Options, RecoveryMode, SyncPolicy};
+///
+/// let options = Options::default()
+///     .max_segment_size(16 * 1024 * 1024)
+///     .sync_policy(SyncPolicy::Interval(Duration::from_millis(10)))
+///     .recovery_mode(RecoveryMode::TolerateTornTail);
+/// assert_eq!(options.max_segment_size, 16 * 1024 * 1024);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// A segment that has reached this many bytes is closed and the next
+    /// append starts a new one. An entry never spans two segments, so a
+    /// segment may pass the limit by one entry. Default 64 MiB.
+    pub max_segment_size: u64,
+    /// When appends are made durable. Default [`SyncPolicy::Always`].
+    pub sync_policy: SyncPolicy,
+    /// How damage found on open is handled. Default
+    /// [`RecoveryMode::TolerateTornTail`].
+    pub recovery_mode: RecoveryMode,
+    /// Encoded entries are collected in memory and written to the file once
+    /// this many bytes are pending (or a sync is due). Default 1 MiB.
+    pub write_buffer_size: usize,
+    /// The file system. Default: the real one.
+    pub storage: Arc<dyn Storage>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_segment_size: 64 * 1024 * 1024,
+            sync_policy: SyncPolicy::default(),
+            recovery_mode: RecoveryMode::default(),
+            write_buffer_size: 1024 * 1024,
+            storage: default_storage(),
+        }
+    }
+}
+
+impl Options {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`Options::max_segment_size`].
+    pub fn max_segment_size(mut self, bytes: u64) -> Self {
+        self.max_segment_size = bytes;
+        self
+    }
+
+    /// Sets [`Options::sync_policy`].
+    pub fn sync_policy(mut self, policy: SyncPolicy) -> Self {
+        self.sync_policy = policy;
+        self
+    }
+
+    /// Sets [`Options::recovery_mode`].
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
+        self
+    }
+
+    /// Sets [`Options::write_buffer_size`].
+    pub fn write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`Options::storage`].
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_segment_size == 0 {
+            return Err(Error::InvalidOption("max_segment_size must be above zero"));
+        }
+        if self.write_buffer_size == 0 {
+            return Err(Error::InvalidOption("write_buffer_size must be above zero"));
+        }
+        match self.sync_policy {
+            SyncPolicy::Bytes(0) => Err(Error::InvalidOption(
+                "SyncPolicy::Bytes needs a threshold above zero",
+            )),
+            SyncPolicy::Interval(d) if d.is_zero() => Err(Error::InvalidOption(
+                "SyncPolicy::Interval needs a period above zero",
+            )),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,728 @@
+//! Recovery: reading a whole log under a [`RecoveryMode`], telling a torn tail
+//! from corruption, and reporting every byte range that was not used.
+//!
+//! A bad record (or an entry left incomplete) is a torn tail only if no valid
+//! record follows it anywhere in the log: a crash can only damage the end.
+//! Anything else is corruption, and what happens to it is the mode's call.
+//! This module reads and judges; it never writes (truncating a torn tail is
+//! the `Wal`'s job on open).
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::{decode_entry, EntryView, Op, OpView};
+use crate::reader::{Assembler, Problem, Resync, Scan, SegmentScanner, Step};
+use crate::segment::{list_segments, SegmentId};
+use crate::seq::Seq;
+use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
+
+/// What recovery does with bytes that are not a valid log (after RocksDB's
+/// `WALRecoveryMode`). A zero-filled tail is a clean end in every mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RecoveryMode {
+    /// An incomplete or damaged record at the very end of the log is a torn
+    /// write: dropped, reported, and truncated away when a `Wal` opens.
+    /// Damage followed by any valid record is an error naming the segment and
+    /// offset.
+    #[default]
+    TolerateTornTail,
+    /// Any invalid byte, torn tail included, is an error.
+    Strict,
+    /// The log ends at the first damage; everything after it, later segments
+    /// included, is reported and ignored.
+    PointInTime,
+    /// Damaged ranges are skipped and reported; reading resumes at the next
+    /// valid record. For salvage, not for normal operation.
+    SkipCorrupted,
+}
+
+impl RecoveryMode {
+    /// Every mode, for iteration in tests and tools.
+    pub const ALL: [RecoveryMode; 4] = [
+        RecoveryMode::TolerateTornTail,
+        RecoveryMode::Strict,
+        RecoveryMode::PointInTime,
+        RecoveryMode::SkipCorrupted,
+    ];
+
+    /// The mode's name as the CLI spells it (`tolerate-torn-tail`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            RecoveryMode::TolerateTornTail => "tolerate-torn-tail",
+            RecoveryMode::Strict => "strict",
+            RecoveryMode::PointInTime => "point-in-time",
+            RecoveryMode::SkipCorrupted => "skip-corrupted",
+        }
+    }
+}
+
+impl fmt::Display for RecoveryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A recovery mode name that is not one of the four.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown recovery mode {0:?} (expected tolerate-torn-tail, strict, point-in-time or skip-corrupted)")]
+pub struct UnknownMode(pub String);
+
+impl FromStr for RecoveryMode {
+    type Err = UnknownMode;
+
+    fn from_str(s: &str) -> Result<Self, UnknownMode> {
+        RecoveryMode::ALL
+            .into_iter()
+            .find(|mode| mode.name() == s)
+            .ok_or_else(|| UnknownMode(s.to_owned()))
+    }
+}
+
+/// Why a byte range was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropCause {
+    /// Damage at the very end of the log, with no valid record after it: an
+    /// interrupted write.
+    TornTail,
+    /// Damage with valid records after it (skipped under `SkipCorrupted`,
+    /// the end of the recovered log under `PointInTime`).
+    Corruption,
+}
+
+/// A byte range of a segment that recovery did not use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedRange {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// First byte of the range: the damaged record, or the start of the entry
+    /// or batch it broke.
+    pub offset: u64,
+    /// Length of the range in bytes.
+    pub len: u64,
+    /// What was wrong at its start.
+    pub kind: CorruptionKind,
+    /// Torn tail or corruption.
+    pub cause: DropCause,
+}
+
+/// What recovery found in one segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentReport {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Its id, if its name is a segment name.
+    pub id: Option<SegmentId>,
+    /// Bytes in the file when it was read.
+    pub len: u64,
+    /// Where the readable log ends in this segment: the end of the file, the
+    /// start of a zero-filled tail, or the start of a torn or corrupt tail.
+    pub valid_len: u64,
+    /// Operations recovered from it (batches count each operation).
+    pub entries: u64,
+    /// Lowest sequence recovered from it.
+    pub first_seq: Option<Seq>,
+    /// Highest sequence recovered from it.
+    pub last_seq: Option<Seq>,
+}
+
+/// Everything a recovery pass found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The mode it ran under.
+    pub mode: RecoveryMode,
+    /// The segments read, in log order.
+    pub segments: Vec<SegmentReport>,
+    /// Operations recovered (each operation of a batch counts).
+    pub entries: u64,
+    /// Batches recovered (of either form).
+    pub batches: u64,
+    /// Bytes of the records that made up the recovered entries.
+    pub bytes: u64,
+    /// Highest sequence recovered.
+    pub highest_seq: Option<Seq>,
+    /// Every range dropped or skipped, in log order.
+    pub dropped: Vec<DroppedRange>,
+    /// Segments after the recovery point, not read (`PointInTime`).
+    pub ignored_segments: Vec<PathBuf>,
+}
+
+impl RecoveryReport {
+    fn new(mode: RecoveryMode) -> Self {
+        RecoveryReport {
+            mode,
+            segments: Vec::new(),
+            entries: 0,
+            batches: 0,
+            bytes: 0,
+            highest_seq: None,
+            dropped: Vec::new(),
+            ignored_segments: Vec::new(),
+        }
+    }
+
+    /// Whether nothing at all was dropped or ignored.
+    pub fn is_clean(&self) -> bool {
+        self.dropped.is_empty() && self.ignored_segments.is_empty()
+    }
+
+    /// The torn tail, if one was dropped.
+    pub fn torn_tail(&self) -> Option<&DroppedRange> {
+        self.dropped.iter().find(|d| d.cause == DropCause::TornTail)
+    }
+
+    /// Whether any corruption (as opposed to a torn tail) was found.
+    pub fn has_corruption(&self) -> bool {
+        self.dropped
+            .iter()
+            .any(|d| d.cause == DropCause::Corruption)
+            || !self.ignored_segments.is_empty()
+    }
+}
+
+/// One operation read from the log, owning its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// Sequence number.
+    pub seq: Seq,
+    /// Operation.
+    pub op: Op,
+    /// Key.
+    pub key: Vec<u8>,
+    /// Value; `None` exactly for deletes.
+    pub value: Option<Vec<u8>>,
+}
+
+/// One operation read from the log, borrowing the reader's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Sequence number.
+    pub seq: Seq,
+    /// Operation.
+    pub op: Op,
+    /// Key.
+    pub key: &'a [u8],
+    /// Value; `None` exactly for deletes.
+    pub value: Option<&'a [u8]>,
+}
+
+impl EntryRef<'_> {
+    /// Copies the entry out of the reader's buffer.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            seq: self.seq,
+            op: self.op,
+            key: self.key.to_vec(),
+            value: self.value.map(<[u8]>::to_vec),
+        }
+    }
+}
+
+/// A segment to read, and how much of it.
+#[derive(Clone, Debug)]
+pub(crate) struct Source {
+    pub(crate) id: Option<SegmentId>,
+    pub(crate) path: PathBuf,
+    /// Read at most this many bytes (a live writer's durable length).
+    pub(crate) limit: Option<u64>,
+}
+
+/// An operation of the current item, located in the assembler's arena.
+#[derive(Clone, Debug)]
+struct Slot {
+    seq: Seq,
+    op: Op,
+    key: Range<usize>,
+    value: Option<Range<usize>>,
+}
+
+/// Reads the operations of a log directory or a single segment file in
+/// order, under a [`RecoveryMode`], never writing anything.
+///
+/// Batches come out flattened into their operations, and always whole: an
+/// incomplete batch yields nothing. Memory stays bounded by the largest entry
+/// (or batch), whatever the size of the files.
+///
+/// ```
+/// # fn main() -> Result<(), ironwal::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let wal = ironwal::Wal::open(dir.path(), ironwal::Options::default())?;
+/// # wal.put(b"k", b"v")?;
+/// # wal.close()?;
+/// use ironwal::{LogReader, RecoveryMode};
+///
+/// let mut reader = LogReader::open(dir.path(), RecoveryMode::TolerateTornTail)?;
+/// while let Some(entry) = reader.next_entry()? {
+///     println!("{} {:?} {:?}", entry.seq, entry.op, entry.key);
+/// }
+/// println!("{} entries, clean: {}", reader.report().entries, reader.report().is_clean());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct LogReader {
+    storage: Arc<dyn Storage>,
+    mode: RecoveryMode,
+    from: Seq,
+    sources: Vec<Source>,
+    next_source: usize,
+    /// Whether each source holds a valid record, once asked.
+    holds_valid: Vec<Option<bool>>,
+    scanner: Option<SegmentScanner>,
+    /// Path of the segment `scanner` reads.
+    path: PathBuf,
+    asm: Assembler,
+    /// Offset of the first record of the item being assembled.
+    item_start: Option<u64>,
+    slots: Vec<Slot>,
+    next_slot: usize,
+    report: RecoveryReport,
+    done: bool,
+}
+
+impl LogReader {
+    /// Reads a log directory, or a single segment file, from the real file
+    /// system.
+    pub fn open(path: impl AsRef<Path>, mode: RecoveryMode) -> Result<Self> {
+        Self::open_with(default_storage(), path, mode)
+    }
+
+    /// Reads a log directory or segment file through `storage`.
+    pub fn open_with(
+        storage: Arc<dyn Storage>,
+        path: impl AsRef<Path>,
+        mode: RecoveryMode,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        let sources = match storage.kind_of(path).map_err(Error::io(path))? {
+            PathKind::Missing => {
+                return Err(Error::NotFound {
+                    path: path.to_path_buf(),
+                })
+            }
+            PathKind::Dir => list_segments(&*storage, path)?
+                .into_iter()
+                .map(|(id, path)| Source {
+                    id: Some(id),
+                    path,
+                    limit: None,
+                })
+                .collect(),
+            PathKind::File => {
+                let id = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(SegmentId::parse);
+                vec![Source {
+                    id,
+                    path: path.to_path_buf(),
+                    limit: None,
+                }]
+            }
+        };
+        Ok(Self::from_sources(storage, sources, mode))
+    }
+
+    pub(crate) fn from_sources(
+        storage: Arc<dyn Storage>,
+        sources: Vec<Source>,
+        mode: RecoveryMode,
+    ) -> Self {
+        LogReader {
+            storage,
+            mode,
+            from: Seq::ZERO,
+            holds_valid: vec![None; sources.len()],
+            sources,
+            next_source: 0,
+            scanner: None,
+            path: PathBuf::new(),
+            asm: Assembler::default(),
+            item_start: None,
+            slots: Vec::new(),
+            next_slot: 0,
+            report: RecoveryReport::new(mode),
+            done: false,
+        }
+    }
+
+    /// Yields only operations with a sequence of at least `seq` (the log is
+    /// still read, and judged, from its start).
+    pub fn from_seq(mut self, seq: Seq) -> Self {
+        self.from = seq;
+        self
+    }
+
+    /// What has been found so far; complete once [`Self::next_entry`] has
+    /// returned `Ok(None)`.
+    pub fn report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// Reads to the end and returns the report.
+    pub fn finish(mut self) -> Result<RecoveryReport> {
+        while self.next_entry()?.is_some() {}
+        Ok(self.report)
+    }
+
+    /// The next operation, borrowing the reader's buffer; `Ok(None)` at the
+    /// end of the log. After an error, the reader yields nothing more.
+    pub fn next_entry(&mut self) -> Result<Option<EntryRef<'_>>> {
+        while self.next_slot >= self.slots.len() {
+            if self.done {
+                return Ok(None);
+            }
+            if let Err(e) = self.advance() {
+                self.done = true;
+                self.slots.clear();
+                return Err(e);
+            }
+        }
+        let slot = self.slots.get(self.next_slot).cloned();
+        self.next_slot += 1;
+        let arena = self.asm.arena();
+        Ok(slot.and_then(|slot| {
+            let key = arena.get(slot.key)?;
+            let value = match slot.value {
+                Some(range) => Some(arena.get(range)?),
+                None => None,
+            };
+            Some(EntryRef {
+                seq: slot.seq,
+                op: slot.op,
+                key,
+                value,
+            })
+        }))
+    }
+
+    /// Reads records until an item with operations to yield is ready, or the
+    /// log ends.
+    fn advance(&mut self) -> Result<()> {
+        self.asm.consume();
+        self.item_start = None;
+        self.slots.clear();
+        self.next_slot = 0;
+        while !self.done {
+            let Some(scanner) = self.scanner.as_mut() else {
+                self.open_next()?;
+                continue;
+            };
+            let problem = match scanner.next().map_err(Error::io(&self.path))? {
+                Scan::Record {
+                    offset,
+                    kind,
+                    payload,
+                } => {
+                    self.item_start.get_or_insert(offset);
+                    match self.asm.push(offset, kind, payload) {
+                        Step::Pending => continue,
+                        Step::Ready => {
+                            self.take_item();
+                            if self.slots.is_empty() {
+                                continue;
+                            }
+                            return Ok(());
+                        }
+                        Step::Problem(problem) => problem,
+                    }
+                }
+                Scan::End => match self.asm.finish_segment() {
+                    Some(problem) => problem,
+                    None => {
+                        let len = scanner.len();
+                        self.close_segment(len);
+                        continue;
+                    }
+                },
+                Scan::ZeroTail { offset } => match self.asm.finish_segment() {
+                    Some(problem) => problem,
+                    None => {
+                        self.close_segment(offset);
+                        continue;
+                    }
+                },
+                Scan::Bad { offset, kind } => Problem::bad_record(offset, kind),
+            };
+            self.on_problem(problem)?;
+        }
+        Ok(())
+    }
+
+    /// The report of the segment being read.
+    fn segment_report(&mut self) -> Option<&mut SegmentReport> {
+        self.report.segments.last_mut()
+    }
+
+    fn open_source(&self, index: usize) -> Result<Option<(Arc<dyn StorageFile>, u64)>> {
+        let Some(source) = self.sources.get(index) else {
+            return Ok(None);
+        };
+        let file = self
+            .storage
+            .open(&source.path, OpenMode::Read)
+            .map_err(Error::io(&source.path))?;
+        let len = file.len().map_err(Error::io(&source.path))?;
+        Ok(Some((
+            file,
+            source.limit.map_or(len, |limit| limit.min(len)),
+        )))
+    }
+
+    fn open_next(&mut self) -> Result<()> {
+        let index = self.next_source;
+        let Some((file, len)) = self.open_source(index)? else {
+            self.done = true;
+            return Ok(());
+        };
+        self.next_source += 1;
+        let source = &self.sources[index];
+        self.report.segments.push(SegmentReport {
+            path: source.path.clone(),
+            id: source.id,
+            len,
+            valid_len: 0,
+            entries: 0,
+            first_seq: None,
+            last_seq: None,
+        });
+        self.scanner = Some(SegmentScanner::new(file, len));
+        self.path.clone_from(&source.path);
+        Ok(())
+    }
+
+    fn close_segment(&mut self, valid_len: u64) {
+        if let Some(segment) = self.segment_report() {
+            segment.valid_len = valid_len;
+        }
+        self.scanner = None;
+    }
+
+    /// Records the complete item in the report and lists its operations.
+    fn take_item(&mut self) {
+        let end = self.scanner.as_ref().map_or(0, SegmentScanner::pos);
+        let start = self.item_start.take().unwrap_or(end);
+        let arena = self.asm.arena();
+        let mut ops = 0u64;
+        let mut batch = false;
+        let mut first = None;
+        let mut last = None;
+        for entry in self.asm.entries() {
+            let mut record = |op: OpView<'_>| {
+                ops += 1;
+                let seq = Seq::new(op.seq);
+                first.get_or_insert(seq);
+                last = Some(seq);
+                if seq >= self.from {
+                    self.slots.push(Slot {
+                        seq,
+                        op: op.op,
+                        key: range_in(arena, op.key),
+                        value: op.value.map(|v| range_in(arena, v)),
+                    });
+                }
+            };
+            match decode_entry(entry) {
+                Ok(EntryView::Single(op)) => record(op),
+                Ok(EntryView::Batch(view)) => {
+                    batch = true;
+                    view.iter().for_each(record);
+                }
+                // The assembler only completes items whose entries decoded.
+                Ok(EntryView::BatchHeader { .. }) | Err(_) => {}
+            }
+        }
+        batch |= self.asm.is_header_batch();
+        let report = &mut self.report;
+        report.entries += ops;
+        report.batches += u64::from(batch);
+        report.bytes += end - start;
+        report.highest_seq = report.highest_seq.max(last);
+        if let Some(segment) = self.segment_report() {
+            segment.entries += ops;
+            segment.valid_len = end;
+            if segment.first_seq.is_none() {
+                segment.first_seq = first;
+            }
+            segment.last_seq = segment.last_seq.max(last);
+        }
+    }
+
+    /// Whether any valid record exists after the problem: in the rest of this
+    /// segment or in any later one.
+    fn valid_after(&mut self, problem: &Problem) -> Result<bool> {
+        if problem.record_valid {
+            return Ok(true);
+        }
+        if let (Resync::SkipFrom(offset), Some(scanner)) = (problem.resync, self.scanner.as_mut()) {
+            let found = scanner
+                .find_valid_record(offset + 1)
+                .map_err(Error::io(&self.path))?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        for index in self.next_source..self.sources.len() {
+            if self.source_holds_valid(index)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn source_holds_valid(&mut self, index: usize) -> Result<bool> {
+        if let Some(Some(known)) = self.holds_valid.get(index) {
+            return Ok(*known);
+        }
+        let Some((file, len)) = self.open_source(index)? else {
+            return Ok(false);
+        };
+        let path = &self.sources[index].path;
+        let found = SegmentScanner::new(file, len)
+            .find_valid_record(0)
+            .map_err(Error::io(path))?;
+        self.holds_valid[index] = Some(found.is_some());
+        Ok(found.is_some())
+    }
+
+    fn on_problem(&mut self, problem: Problem) -> Result<()> {
+        let unit = self
+            .asm
+            .unit_start()
+            .map_or(problem.offset, |start| start.min(problem.offset));
+        let torn = !self.valid_after(&problem)?;
+        let segment = self.path.clone();
+        let seg_len = self.scanner.as_ref().map_or(0, SegmentScanner::len);
+        match (self.mode, torn) {
+            (RecoveryMode::Strict, _) | (RecoveryMode::TolerateTornTail, false) => {
+                self.done = true;
+                Err(Error::Corruption {
+                    segment,
+                    offset: problem.offset,
+                    kind: problem.kind,
+                })
+            }
+            (_, true) | (RecoveryMode::PointInTime, false) => {
+                let cause = if torn {
+                    DropCause::TornTail
+                } else {
+                    DropCause::Corruption
+                };
+                tracing::warn!(
+                    segment = %segment.display(),
+                    offset = unit,
+                    kind = %problem.kind,
+                    torn,
+                    "log ends early: dropping the rest"
+                );
+                self.drop_range(segment, unit, seg_len - unit, problem.kind, cause);
+                self.close_segment(unit);
+                self.stop(torn)
+            }
+            (RecoveryMode::SkipCorrupted, false) => {
+                self.asm.abandon();
+                self.item_start = None;
+                let Some(scanner) = self.scanner.as_mut() else {
+                    return Ok(());
+                };
+                let resume = match problem.resync {
+                    Resync::Retry(offset) => offset,
+                    Resync::SkipFrom(offset) => scanner
+                        .find_valid_record(offset + 1)
+                        .map_err(Error::io(&segment))?
+                        .unwrap_or(seg_len),
+                    Resync::SegmentEnd => seg_len,
+                };
+                scanner.seek(resume);
+                tracing::warn!(
+                    segment = %segment.display(),
+                    offset = unit,
+                    len = resume - unit,
+                    kind = %problem.kind,
+                    "skipping corrupt bytes"
+                );
+                self.drop_range(
+                    segment,
+                    unit,
+                    resume - unit,
+                    problem.kind,
+                    DropCause::Corruption,
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn drop_range(
+        &mut self,
+        segment: PathBuf,
+        offset: u64,
+        len: u64,
+        kind: CorruptionKind,
+        cause: DropCause,
+    ) {
+        if let Some(last) = self.report.dropped.last_mut() {
+            if last.segment == segment && last.cause == cause && last.offset + last.len == offset {
+                last.len += len;
+                return;
+            }
+        }
+        self.report.dropped.push(DroppedRange {
+            segment,
+            offset,
+            len,
+            kind,
+            cause,
+        });
+    }
+
+    /// Ends the log at the current segment. After a torn tail, the later
+    /// segments hold no valid record; any that are not empty or all zeros are
+    /// part of the torn tail. After corruption (`PointInTime`) they are
+    /// ignored.
+    fn stop(&mut self, torn: bool) -> Result<()> {
+        self.done = true;
+        while self.next_source < self.sources.len() {
+            if !torn {
+                let path = self.sources[self.next_source].path.clone();
+                self.report.ignored_segments.push(path);
+                self.next_source += 1;
+                continue;
+            }
+            self.open_next()?;
+            let Some(scanner) = self.scanner.as_mut() else {
+                break;
+            };
+            let path = self.path.clone();
+            let len = scanner.len();
+            match scanner.next().map_err(Error::io(&path))? {
+                Scan::End | Scan::ZeroTail { .. } => {}
+                Scan::Bad { kind, .. } => self.drop_range(path, 0, len, kind, DropCause::TornTail),
+                Scan::Record { .. } => {
+                    let kind = CorruptionKind::IncompleteEntry;
+                    self.drop_range(path, 0, len, kind, DropCause::TornTail);
+                }
+            }
+            self.close_segment(0);
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        self.next_entry()
+            .map(|e| e.map(|e| e.to_entry()))
+            .transpose()
+    }
+}
+
+/// The position of `part` inside `whole`, which it borrows from.
+fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}

@@ -1,0 +1,4 @@
+//! ironwal's integration tests, one binary with a module per concern.
+
+mod common;
+mod compat;
