@@ -1,1 +1,49 @@
-fn main() {}
+//! `ironwal`: inspect, check and benchmark write-ahead logs.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod output;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (verify: the log is clean)
+  1  verify: only a torn tail was found (an interrupted last write)
+  2  corruption, or any error (bad path, I/O failure, bad arguments)";
+
+/// Inspect, check and benchmark ironwal / kevo write-ahead logs.
+#[derive(Debug, Parser)]
+#[command(name = "ironwal", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the entries of a log directory or segment file.
+    Dump(cmd::dump::Args),
+    /// Check a log and print its recovery report.
+    Verify(cmd::verify::Args),
+    /// Write a workload into a fresh log, replay it, and print throughput.
+    Bench(cmd::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dump(args) => cmd::dump::run(&args),
+        Command::Verify(args) => cmd::verify::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ironwal: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
