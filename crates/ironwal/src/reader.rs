@@ -7,7 +7,10 @@
 //! sized by a length read from disk: buffers grow only as verified records
 //! arrive.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 
 use std::io;
 use std::sync::Arc;

@@ -120,7 +120,12 @@ fn next_op<'a>(cur: &mut Cursor<'a>, seq: u64) -> Result<OpView<'a>, EntryError>
     } else {
         None
     };
-    Ok(OpView { seq, op, key, value })
+    Ok(OpView {
+        seq,
+        op,
+        key,
+        value,
+    })
 }
 
 /// Iterator over the operations of a [`BatchView`] or a batch under construction.

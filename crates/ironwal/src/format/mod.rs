@@ -4,7 +4,10 @@
 //! touch a file, a clock or a lock. Decoding never panics and never allocates
 //! on the strength of a length read from the input.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 
 pub mod batch;
 pub mod entry;
