@@ -282,7 +282,7 @@ fn peak_rss_mb() -> Option<f64> {
 fn print_human(out: &mut impl Write, r: &Results, dir: &Path, removed: bool) -> io::Result<()> {
     writeln!(
         out,
-        "ironwal bench: {} entries, {} writers, {}-byte values, sync {}",
+        "ironwal bench: {} entries, {} writer(s), {}-byte values, sync {}",
         r.entries, r.writers, r.value_size, r.sync
     )?;
     writeln!(
