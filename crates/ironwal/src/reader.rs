@@ -333,6 +333,8 @@ pub(crate) struct Assembler {
     ends: Vec<usize>,
     /// Offset of the open First record and where its entry starts in `arena`.
     fragment: Option<(u64, usize)>,
+    /// Offset of the latest First or Middle record of the open fragment.
+    last_fragment: u64,
     batch: Option<OpenBatch>,
     /// Whether the item started with a batch header.
     header_batch: bool,
@@ -386,12 +388,6 @@ impl Assembler {
 
     /// Feeds one valid record.
     pub(crate) fn push(&mut self, offset: u64, kind: RecordType, payload: &[u8]) -> Step {
-        let interrupted = Problem {
-            offset,
-            kind: CorruptionKind::InterruptedFragment,
-            record_valid: true,
-            resync: Resync::Retry(offset),
-        };
         let orphan = |is_last| Problem {
             offset,
             kind: CorruptionKind::OrphanFragment { is_last },
@@ -399,15 +395,17 @@ impl Assembler {
             resync: Resync::SkipFrom(offset),
         };
         match kind {
-            RecordType::Full if self.fragment.is_some() => Step::Problem(interrupted),
+            RecordType::Full | RecordType::First if self.fragment.is_some() => {
+                Step::Problem(self.interrupted(offset))
+            }
             RecordType::Full => {
                 let begin = self.arena.len();
                 self.arena.extend_from_slice(payload);
                 self.finish_entry(offset, begin)
             }
-            RecordType::First if self.fragment.is_some() => Step::Problem(interrupted),
             RecordType::First => {
                 self.fragment = Some((offset, self.arena.len()));
+                self.last_fragment = offset;
                 self.arena.extend_from_slice(payload);
                 Step::Pending
             }
@@ -415,6 +413,7 @@ impl Assembler {
                 Step::Problem(orphan(kind == RecordType::Last))
             }
             RecordType::Middle => {
+                self.last_fragment = offset;
                 self.arena.extend_from_slice(payload);
                 Step::Pending
             }
@@ -423,6 +422,22 @@ impl Assembler {
                 let (start, begin) = self.fragment.take().unwrap_or((offset, 0));
                 self.finish_entry(start, begin)
             }
+        }
+    }
+
+    /// The problem of a Full or First record at `offset` arriving while a
+    /// fragmented entry is open. If the fragments so far already form a whole
+    /// entry, the damage is the type byte of the last of them (a Last that
+    /// reads as a Middle, a Full that reads as a First), so that is the place
+    /// reported; otherwise it is the record that interrupts.
+    fn interrupted(&self, offset: u64) -> Problem {
+        let begin = self.fragment.map_or(0, |(_, begin)| begin);
+        let whole = decode_entry(self.arena.get(begin..).unwrap_or_default()).is_ok();
+        Problem {
+            offset: if whole { self.last_fragment } else { offset },
+            kind: CorruptionKind::InterruptedFragment,
+            record_valid: true,
+            resync: Resync::Retry(offset),
         }
     }
 

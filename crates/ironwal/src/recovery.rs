@@ -726,3 +726,107 @@ fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
     let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
     start..start + part.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{encode_entry, HEADER_SIZE};
+    use crate::storage::MemStorage;
+
+    /// A log of a small Put, a Put cut into First/Middle/Middle/Last, and
+    /// another small Put; returns it with the offset and type of each record.
+    fn three_entries() -> (Vec<u8>, Vec<(usize, u8)>) {
+        let mut log = Vec::new();
+        encode_entry(&mut log, Op::Put, 1, b"a", b"small").unwrap();
+        encode_entry(&mut log, Op::Put, 2, b"b", &vec![7u8; 70_000]).unwrap();
+        encode_entry(&mut log, Op::Put, 3, b"c", b"small").unwrap();
+        let mut records = Vec::new();
+        let mut at = 0;
+        while at < log.len() {
+            let len = u16::from_le_bytes([log[at + 4], log[at + 5]]) as usize;
+            records.push((at, log[at + 6]));
+            at += HEADER_SIZE + len;
+        }
+        (log, records)
+    }
+
+    fn read(log: &[u8], mode: RecoveryMode) -> (Vec<u64>, Result<RecoveryReport>) {
+        let mem = MemStorage::new();
+        let path = Path::new("/log/00000000000000000001.wal");
+        mem.write_file(path, log);
+        let mut reader = LogReader::open_with(Arc::new(mem), "/log", mode).unwrap();
+        let mut seqs = Vec::new();
+        loop {
+            match reader.next_entry() {
+                Ok(Some(e)) => seqs.push(e.seq.get()),
+                Ok(None) => return (seqs, Ok(reader.report().clone())),
+                Err(e) => return (seqs, Err(e)),
+            }
+        }
+    }
+
+    fn corruption_offset(result: Result<RecoveryReport>) -> u64 {
+        match result {
+            Err(Error::Corruption { offset, .. }) => offset,
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn damaged_type_bytes_are_reported_where_the_damage_is() {
+        let (log, records) = three_entries();
+        assert_eq!(
+            records.iter().map(|r| r.1).collect::<Vec<_>>(),
+            [1, 2, 3, 3, 4, 1]
+        );
+        // (record index, new type): every case has valid records after it.
+        for (index, new_type) in [
+            (0, 2),
+            (0, 3),
+            (0, 4),
+            (1, 1),
+            (1, 3),
+            (2, 1),
+            (2, 2),
+            (4, 3),
+            (4, 2),
+            (4, 1),
+        ] {
+            let mut damaged = log.clone();
+            let (at, _) = records[index];
+            damaged[at + 6] = new_type;
+            let (seqs, result) = read(&damaged, RecoveryMode::TolerateTornTail);
+            assert_eq!(
+                corruption_offset(result),
+                at as u64,
+                "record {index} retyped to {new_type}"
+            );
+            assert!(
+                seqs.iter().all(|&s| s < 3),
+                "record {index}: yielded {seqs:?}"
+            );
+
+            // Point-in-time recovery keeps exactly the entries before the damage.
+            let (seqs, report) = read(&damaged, RecoveryMode::PointInTime);
+            let want: Vec<u64> = if index == 0 { vec![] } else { vec![1] };
+            assert_eq!(seqs, want, "record {index} retyped to {new_type}");
+            assert!(report.unwrap().has_corruption());
+        }
+    }
+
+    #[test]
+    fn skip_corrupted_resumes_after_damaged_type_bytes() {
+        let (log, records) = three_entries();
+        for (index, new_type) in [(0, 2), (1, 1), (2, 2), (4, 3)] {
+            let mut damaged = log.clone();
+            damaged[records[index].0 + 6] = new_type;
+            let (seqs, report) = read(&damaged, RecoveryMode::SkipCorrupted);
+            let report = report.unwrap();
+            assert!(!report.dropped.is_empty());
+            // The damaged entry is lost; the entries around it survive.
+            let lost = if index == 0 { 1 } else { 2 };
+            let want: Vec<u64> = (1..=3).filter(|&s| s != lost).collect();
+            assert_eq!(seqs, want, "record {index} retyped to {new_type}");
+        }
+    }
+}

@@ -653,6 +653,11 @@ impl Inner {
     fn run_flusher(&self, period: Duration) {
         let mut st = self.state.lock();
         loop {
+            // `closed` is checked under the lock before waiting, so close's
+            // wake-up cannot slip in between.
+            if st.closed {
+                return;
+            }
             let _ = self.flusher_wake.wait_for(&mut st, period);
             if st.closed {
                 return;
