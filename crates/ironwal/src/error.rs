@@ -166,6 +166,10 @@ pub enum CorruptionKind {
         /// What was found.
         found: u64,
     },
+    /// An entry of a header-form batch whose earlier part was damaged (so
+    /// the batch cannot be recovered whole).
+    #[error("entry of a batch that was damaged before it")]
+    DamagedBatchMember,
     /// A header-form batch holds a batch.
     #[error("a batch is nested inside a header-form batch")]
     NestedBatch,

@@ -13,6 +13,7 @@
 )]
 
 use std::io;
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::error::CorruptionKind;
@@ -338,6 +339,8 @@ pub(crate) struct Assembler {
     batch: Option<OpenBatch>,
     /// Whether the item started with a batch header.
     header_batch: bool,
+    /// Sequences still expected by an abandoned header-form batch.
+    lost_batch: Option<Range<u64>>,
 }
 
 impl Assembler {
@@ -351,7 +354,17 @@ impl Assembler {
     }
 
     /// Drops any partial item.
+    /// Drops a partial item after a problem. If it was a header-form batch,
+    /// the entries it still expected are remembered, so that reading on
+    /// (under `SkipCorrupted`) does not yield them as if they stood alone.
     pub(crate) fn abandon(&mut self) {
+        if let Some(b) = self.batch {
+            self.lost_batch = Some(b.next_seq..b.next_seq.saturating_add(u64::from(b.left)));
+        }
+        self.clear();
+    }
+
+    fn clear(&mut self) {
         self.arena.clear();
         self.ends.clear();
         self.fragment = None;
@@ -366,7 +379,7 @@ impl Assembler {
 
     /// Clears a completed item and releases memory a huge one left behind.
     pub(crate) fn consume(&mut self) {
-        self.abandon();
+        self.clear();
         const KEEP: usize = 4 * 1024 * 1024;
         if self.arena.capacity() > KEEP {
             self.arena = Vec::new();
@@ -456,6 +469,20 @@ impl Assembler {
             Ok(EntryView::Batch(_)) => Decoded::Batch,
             Ok(EntryView::Single(op)) => Decoded::Single { seq: op.seq },
         };
+        let lost = match (&decoded, &self.lost_batch) {
+            (Decoded::Single { seq }, Some(lost)) if self.batch.is_none() => lost.contains(seq),
+            _ => false,
+        };
+        if lost {
+            self.arena.truncate(begin);
+            return Step::Problem(Problem {
+                offset,
+                kind: CorruptionKind::DamagedBatchMember,
+                record_valid: true,
+                resync: Resync::SkipFrom(offset),
+            });
+        }
+        self.lost_batch = None;
         let (kind, resync) = match (decoded, &mut self.batch) {
             (Decoded::Bad(kind), _) => (kind, Resync::SkipFrom(offset)),
             (Decoded::BatchHeader { .. } | Decoded::Batch, Some(_)) => {

@@ -104,6 +104,9 @@ struct State {
     unsynced: u64,
     /// A leader is writing or syncing.
     io_busy: bool,
+    /// The active segment is being sealed and replaced: appends wait, so
+    /// none is counted against the old segment while its bytes go to the new.
+    rotating: bool,
 }
 
 /// Where an appender needs its entry before it returns.
@@ -212,6 +215,7 @@ impl Wal {
             durable_seq: highest,
             unsynced: 0,
             io_busy: false,
+            rotating: false,
         };
         let inner = Arc::new(Inner {
             dir,
@@ -388,11 +392,24 @@ impl Wal {
             if st.closed {
                 return Err(Error::Closed);
             }
-            let keep_from = st
+            let mut keep_from = st
                 .sealed
                 .iter()
                 .position(|m| m.last_seq.is_some_and(|last| last >= seq.get()))
                 .unwrap_or(st.sealed.len());
+            // The log's highest sequence must stay on disk, or a reopen would
+            // number new entries from 1 again: keep the last segment holding
+            // entries until the active one holds a durable entry.
+            let active_durable = st
+                .active
+                .meta
+                .first_seq
+                .is_some_and(|first| first <= st.durable_seq);
+            if !active_durable {
+                if let Some(holder) = st.sealed.iter().rposition(|m| m.last_seq.is_some()) {
+                    keep_from = keep_from.min(holder);
+                }
+            }
             st.sealed.drain(..keep_from).collect()
         };
         let storage = &*self.inner.options.storage;
@@ -568,7 +585,7 @@ impl Inner {
         loop {
             self.check_usable(st)?;
             let len = st.active.written + st.buf.len() as u64;
-            if len < self.options.max_segment_size || len == 0 {
+            if !st.rotating && (len < self.options.max_segment_size || len == 0) {
                 return Ok(());
             }
             if st.io_busy {
@@ -581,6 +598,7 @@ impl Inner {
 
     fn rotate(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
         st.io_busy = true;
+        st.rotating = true;
         let spare = mem::take(&mut st.spare);
         let mut data = mem::replace(&mut st.buf, spare);
         let upto = st.buffered_seq;
@@ -603,6 +621,7 @@ impl Inner {
             (sealed, created)
         });
         st.io_busy = false;
+        st.rotating = false;
         let written = data.len() as u64;
         data.clear();
         st.spare = data;
@@ -712,13 +731,13 @@ fn repair(storage: &dyn Storage, dir: &Path, report: &RecoveryReport) -> Result<
                 tracing::warn!(segment = %path.display(), offset = range.offset, "truncating torn tail");
             }
             (DropCause::Corruption, RecoveryMode::PointInTime) => {
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("segment");
-                let aside = dir.join(format!("{name}.at-{}.corrupt", range.offset));
-                tracing::warn!(segment = %path.display(), offset = range.offset, aside = %aside.display(), "moving unrecovered bytes aside");
-                copy_range(storage, path, range.offset, &aside)?;
+                let aside = copy_aside(storage, dir, path, range.offset)?;
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset = range.offset,
+                    aside = %aside.display(),
+                    "moved unrecovered bytes aside"
+                );
                 changed = true;
             }
             // Skipped ranges stay where they are; salvage belongs to tools.
@@ -745,15 +764,36 @@ fn repair(storage: &dyn Storage, dir: &Path, report: &RecoveryReport) -> Result<
     Ok(())
 }
 
-/// Copies the bytes of `from` starting at `offset` into the new file `to`,
-/// durably.
-fn copy_range(storage: &dyn Storage, from: &Path, offset: u64, to: &Path) -> Result<()> {
+/// Copies the bytes of `from` starting at `offset` into a new file beside
+/// it, `<name>.at-<offset>.corrupt` (or `.at-<offset>-<n>.corrupt` when an
+/// earlier recovery left one of that name), durably; returns its path.
+fn copy_aside(storage: &dyn Storage, dir: &Path, from: &Path, offset: u64) -> Result<PathBuf> {
+    let name = from
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("segment");
+    let mut attempt = 0u32;
+    let (to, dst) = loop {
+        let to = match attempt {
+            0 => dir.join(format!("{name}.at-{offset}.corrupt")),
+            n => dir.join(format!("{name}.at-{offset}-{n}.corrupt")),
+        };
+        match storage.open(&to, OpenMode::CreateNew) {
+            Ok(file) => break (to, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 10_000 => {
+                attempt += 1
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    path: to,
+                    source: e,
+                })
+            }
+        }
+    };
     let src = storage
         .open(from, OpenMode::Read)
         .map_err(Error::io(from))?;
-    let dst = storage
-        .open(to, OpenMode::CreateNew)
-        .map_err(Error::io(to))?;
     let mut buf = vec![0u8; 1024 * 1024];
     let mut pos = offset;
     let mut out = 0;
@@ -762,9 +802,10 @@ fn copy_range(storage: &dyn Storage, from: &Path, offset: u64, to: &Path) -> Res
         if n == 0 {
             break;
         }
-        dst.write_all_at(&buf[..n], out).map_err(Error::io(to))?;
+        dst.write_all_at(&buf[..n], out).map_err(Error::io(&to))?;
         pos += n as u64;
         out += n as u64;
     }
-    dst.sync_data().map_err(Error::io(to))
+    dst.sync_data().map_err(Error::io(&to))?;
+    Ok(to)
 }
