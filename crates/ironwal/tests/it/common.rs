@@ -2,9 +2,14 @@
 
 #![allow(dead_code)]
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ironwal::{Entry, LogReader, Op, RecoveryMode, RecoveryReport, Seq};
+use ironwal::format::record::checksum;
+use ironwal::format::{decode_entry, EntryView, RawHeader, RecordType, HEADER_SIZE, MAX_PAYLOAD};
+use ironwal::storage::{FsStorage, MemStorage, Storage};
+use ironwal::{Entry, LogReader, Op, Options, RecoveryMode, RecoveryReport, SegmentId, Seq, Wal};
 
 /// The directory of kevo-written vectors (`../shared/compat` from the
 /// project root), or `IRONWAL_COMPAT_DIR` if set.
@@ -86,4 +91,371 @@ pub fn copy_dir(from: &Path) -> tempfile::TempDir {
         }
     }
     dir
+}
+
+// ---------------------------------------------------------------------------
+// Entries as the tests spell them.
+
+/// An operation as a reader yields it.
+pub fn entry(seq: u64, op: Op, key: &[u8], value: Option<&[u8]>) -> Entry {
+    Entry {
+        seq: Seq::new(seq),
+        op,
+        key: key.to_vec(),
+        value: value.map(<[u8]>::to_vec),
+    }
+}
+
+/// A Put as a reader yields it.
+pub fn put_entry(seq: u64, key: &[u8], value: &[u8]) -> Entry {
+    entry(seq, Op::Put, key, Some(value))
+}
+
+/// `len` bytes that spell no record header: every byte is a lower-case
+/// letter, so no offset inside them has a record type of 1–4 at byte 6.
+/// Used where a test's expectations must not depend on the reader finding
+/// a record inside a payload while it resynchronises.
+pub fn letters(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| b'a' + ((i + usize::from(salt)) % 26) as u8)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Reading through any storage.
+
+/// [`read_from`] through `storage` (a [`MemStorage`] or the real one).
+pub fn read_all_in(
+    storage: Arc<dyn Storage>,
+    path: &Path,
+    mode: RecoveryMode,
+) -> (Vec<Entry>, Option<ironwal::Error>, RecoveryReport) {
+    let mut reader = LogReader::open_with(storage, path, mode).expect("open reader");
+    let mut entries = Vec::new();
+    loop {
+        match reader.next_entry() {
+            Ok(Some(e)) => entries.push(e.to_entry()),
+            Ok(None) => return (entries, None, reader.report().clone()),
+            Err(e) => return (entries, Some(e), reader.report().clone()),
+        }
+    }
+}
+
+/// Every operation a `Wal` replays from the start; panics on an error.
+pub fn replay_all(wal: &Wal) -> Vec<Entry> {
+    wal.replay(Seq::ZERO)
+        .expect("replay")
+        .collect::<Result<_, _>>()
+        .expect("replay entry")
+}
+
+/// A log directory on one of the two storages, so a scenario can run over
+/// the real file system and the in-memory one with the same body.
+pub enum Store {
+    /// An in-memory file system; the log lives in `/log`.
+    Mem(MemStorage),
+    /// A temporary directory on the real file system.
+    Fs(tempfile::TempDir),
+}
+
+impl Store {
+    pub fn mem() -> Store {
+        Store::Mem(MemStorage::new())
+    }
+
+    pub fn fs() -> Store {
+        Store::Fs(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// One of each, for scenarios that must behave the same on both.
+    pub fn both() -> [Store; 2] {
+        [Store::mem(), Store::fs()]
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Store::Mem(_) => "memory",
+            Store::Fs(_) => "file system",
+        }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        match self {
+            Store::Mem(_) => PathBuf::from("/log"),
+            Store::Fs(tmp) => tmp.path().join("log"),
+        }
+    }
+
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        match self {
+            Store::Mem(mem) => Arc::new(mem.clone()),
+            Store::Fs(_) => Arc::new(FsStorage),
+        }
+    }
+
+    /// Default options on this storage.
+    pub fn options(&self) -> Options {
+        Options::default().storage(self.storage())
+    }
+
+    pub fn read(&self, path: &Path) -> Vec<u8> {
+        match self {
+            Store::Mem(mem) => mem
+                .read_file(path)
+                .unwrap_or_else(|| panic!("{} missing", path.display())),
+            Store::Fs(_) => std::fs::read(path).expect("read file"),
+        }
+    }
+
+    pub fn write(&self, path: &Path, bytes: &[u8]) {
+        match self {
+            Store::Mem(mem) => mem.write_file(path, bytes),
+            Store::Fs(_) => {
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("create dir");
+                std::fs::write(path, bytes).expect("write file");
+            }
+        }
+    }
+
+    /// Names of the files in the log directory, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut names = self.storage().list(&self.dir()).expect("list");
+        names.retain(|n| n != "LOCK");
+        names.sort();
+        names
+    }
+
+    /// Paths of the segment files of the log directory, in log order.
+    pub fn segments(&self) -> Vec<PathBuf> {
+        self.files()
+            .into_iter()
+            .filter(|n| SegmentId::parse(n).is_some())
+            .map(|n| self.dir().join(n))
+            .collect()
+    }
+
+    pub fn read_all(
+        &self,
+        mode: RecoveryMode,
+    ) -> (Vec<Entry>, Option<ironwal::Error>, RecoveryReport) {
+        read_all_in(self.storage(), &self.dir(), mode)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Damage, named after what it does.
+
+/// Inverts one bit of one byte.
+pub fn flip_bit(bytes: &mut [u8], offset: usize, bit: u8) {
+    bytes[offset] ^= 1 << bit;
+}
+
+/// Cuts the bytes short, as a crash in the middle of a write does.
+pub fn truncate_at(bytes: &mut Vec<u8>, len: usize) {
+    bytes.truncate(len);
+}
+
+/// Sets a range of bytes to zero.
+pub fn zero_range(bytes: &mut [u8], range: Range<usize>) {
+    bytes[range].fill(0);
+}
+
+/// Replaces one byte.
+pub fn overwrite_byte(bytes: &mut [u8], offset: usize, value: u8) {
+    bytes[offset] = value;
+}
+
+/// Adds zero bytes at the end, as pre-allocated space looks.
+pub fn append_zeros(bytes: &mut Vec<u8>, n: usize) {
+    bytes.resize(bytes.len() + n, 0);
+}
+
+/// Applies `damage` to a file on the real file system.
+pub fn damage_file(path: &Path, damage: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(path).expect("read file to damage");
+    damage(&mut bytes);
+    std::fs::write(path, &bytes).expect("write damaged file");
+}
+
+// ---------------------------------------------------------------------------
+// Record layout of well-formed logs.
+
+/// One physical record of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// Offset of its header.
+    pub offset: usize,
+    pub kind: RecordType,
+    /// Payload bytes.
+    pub len: usize,
+}
+
+impl RecordInfo {
+    /// Offset of the payload.
+    pub fn payload(&self) -> usize {
+        self.offset + HEADER_SIZE
+    }
+
+    /// Offset just past the record.
+    pub fn end(&self) -> usize {
+        self.payload() + self.len
+    }
+}
+
+/// The records of a well-formed segment (one this test wrote); panics on
+/// anything else, checksums included.
+pub fn records(bytes: &[u8]) -> Vec<RecordInfo> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let header = RawHeader::parse(bytes[at..at + HEADER_SIZE].try_into().unwrap());
+        let kind = header.validate().expect("well-formed header");
+        let len = usize::from(header.len);
+        let payload = &bytes[at + HEADER_SIZE..at + HEADER_SIZE + len];
+        assert_eq!(checksum(payload), header.checksum, "checksum at {at}");
+        out.push(RecordInfo {
+            offset: at,
+            kind,
+            len,
+        });
+        at += HEADER_SIZE + len;
+    }
+    out
+}
+
+/// The (type, payload length) sequence of a well-formed segment.
+pub fn layout(bytes: &[u8]) -> Vec<(RecordType, usize)> {
+    records(bytes).iter().map(|r| (r.kind, r.len)).collect()
+}
+
+/// The payloads of a well-formed segment's records, concatenated.
+pub fn payloads(bytes: &[u8]) -> Vec<u8> {
+    records(bytes)
+        .iter()
+        .flat_map(|r| &bytes[r.payload()..r.end()])
+        .copied()
+        .collect()
+}
+
+/// kevo's cut rule (DESIGN.md §1), for an entry of `entry_len` bytes whose
+/// key field is `key_len` bytes: one Full record if it fits; otherwise a
+/// First record of 13 + min(key_len, 32755) bytes, then 32768-byte Middle
+/// records and a non-empty Last.
+pub fn kevo_layout(entry_len: usize, key_len: usize) -> Vec<(RecordType, usize)> {
+    if entry_len <= MAX_PAYLOAD {
+        return vec![(RecordType::Full, entry_len)];
+    }
+    let first = 13 + key_len.min(MAX_PAYLOAD - 13);
+    let mut out = vec![(RecordType::First, first)];
+    let mut rest = entry_len - first;
+    while rest > MAX_PAYLOAD {
+        out.push((RecordType::Middle, MAX_PAYLOAD));
+        rest -= MAX_PAYLOAD;
+    }
+    assert!(rest > 0, "a Last record is never empty");
+    out.push((RecordType::Last, rest));
+    out
+}
+
+/// The logical items (single entries, and whole batches of either form) of
+/// a well-formed segment, in order: the bytes each spans and the operations
+/// it holds.
+pub fn items(bytes: &[u8]) -> Vec<(Range<usize>, Vec<Entry>)> {
+    let mut out = Vec::new();
+    let mut item_start = None;
+    let mut ops = Vec::new();
+    let mut entry_bytes = Vec::new();
+    let mut batch_left = 0u32;
+    for r in records(bytes) {
+        item_start.get_or_insert(r.offset);
+        entry_bytes.extend_from_slice(&bytes[r.payload()..r.end()]);
+        if matches!(r.kind, RecordType::First | RecordType::Middle) {
+            continue;
+        }
+        match decode_entry(&entry_bytes).expect("well-formed entry") {
+            EntryView::BatchHeader { count, .. } => batch_left = count,
+            EntryView::Single(op) => {
+                ops.push(entry(op.seq, op.op, op.key, op.value));
+                batch_left = batch_left.saturating_sub(1);
+            }
+            EntryView::Batch(view) => {
+                ops.extend(view.iter().map(|op| entry(op.seq, op.op, op.key, op.value)));
+            }
+        }
+        entry_bytes.clear();
+        if batch_left == 0 {
+            out.push((
+                item_start.take().unwrap()..r.end(),
+                std::mem::take(&mut ops),
+            ));
+        }
+    }
+    out
+}
+
+/// The byte spans of the logical items of a well-formed segment.
+pub fn item_spans(bytes: &[u8]) -> Vec<Range<usize>> {
+    items(bytes).into_iter().map(|(span, _)| span).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Randomness that can be replayed.
+
+/// A small seeded PRNG (SplitMix64): enough for choosing offsets and bytes,
+/// and the same sequence for the same seed on every platform.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// A number in `range` (not empty).
+    pub fn range(&mut self, range: Range<usize>) -> usize {
+        range.start + self.below((range.end - range.start) as u64) as usize
+    }
+
+    /// True once in `n` times.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&self.next_u64().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+/// The seed of a randomized test: `IRONWAL_TEST_SEED` if set, else a fresh
+/// one. Printed, so a failure can be rerun with the same seed.
+pub fn test_seed(test: &str) -> u64 {
+    let seed = match std::env::var("IRONWAL_TEST_SEED") {
+        Ok(s) => s.parse().expect("IRONWAL_TEST_SEED must be a u64"),
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32)).next_u64()
+        }
+    };
+    eprintln!("{test}: seed {seed} (rerun with IRONWAL_TEST_SEED={seed})");
+    seed
 }

@@ -2,3 +2,9 @@
 
 mod common;
 mod compat;
+mod corruption;
+mod fragments;
+mod garbage;
+mod proptests;
+mod torn_tail;
+mod wal_behaviour;
