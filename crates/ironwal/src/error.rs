@@ -74,6 +74,15 @@ pub enum Error {
     #[error("sequence numbers are exhausted")]
     SequenceExhausted,
 
+    /// A wait for durability named a sequence no append has been given yet.
+    #[error("sequence {seq} has not been appended (the last is {last})")]
+    NotAppended {
+        /// The sequence waited for.
+        seq: crate::Seq,
+        /// The highest sequence appended.
+        last: crate::Seq,
+    },
+
     /// An option has a value that cannot work.
     #[error("invalid option: {0}")]
     InvalidOption(&'static str),

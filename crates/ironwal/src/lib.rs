@@ -72,5 +72,5 @@ pub use recovery::{
 };
 pub use segment::SegmentId;
 pub use seq::Seq;
-pub use wal::{SegmentInfo, Wal};
+pub use wal::{Durable, SegmentInfo, Wal};
 pub use write_batch::WriteBatch;

@@ -69,6 +69,20 @@ pub struct Options {
     /// Encoded entries are collected in memory and written to the file once
     /// this many bytes are pending (or a sync is due). Default 1 MiB.
     pub write_buffer_size: usize,
+    /// Create each segment ahead of need and fill it with zeros (on a
+    /// background thread), so that an fdatasync after an append overwrites
+    /// blocks that are already allocated and written and needs no file-system
+    /// metadata update: about twice as many durable appends per second on
+    /// ext4. The cost: every segment occupies its full size on disk from the
+    /// start, and opening a log whose last segment is not yet filled fills it
+    /// (up to `max_segment_size` of zeros). Zero-filled tails read as a clean
+    /// end of the log, to ironwal and kevo alike. Default `true`.
+    pub preallocate: bool,
+    /// Under [`SyncPolicy::Always`], how long the leader of a group commit
+    /// waits before cutting the group, to let more appenders join it (like
+    /// PostgreSQL's `commit_delay`). Trades latency for fewer fsyncs when
+    /// many threads append. Default `None`: no delay.
+    pub commit_delay: Option<Duration>,
     /// The file system. Default: the real one.
     pub storage: Arc<dyn Storage>,
 }
@@ -80,6 +94,8 @@ impl Default for Options {
             sync_policy: SyncPolicy::default(),
             recovery_mode: RecoveryMode::default(),
             write_buffer_size: 1024 * 1024,
+            preallocate: true,
+            commit_delay: None,
             storage: default_storage(),
         }
     }
@@ -112,6 +128,18 @@ impl Options {
     /// Sets [`Options::write_buffer_size`].
     pub fn write_buffer_size(mut self, bytes: usize) -> Self {
         self.write_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`Options::preallocate`].
+    pub fn preallocate(mut self, preallocate: bool) -> Self {
+        self.preallocate = preallocate;
+        self
+    }
+
+    /// Sets [`Options::commit_delay`].
+    pub fn commit_delay(mut self, delay: Option<Duration>) -> Self {
+        self.commit_delay = delay;
         self
     }
 

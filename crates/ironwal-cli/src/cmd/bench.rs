@@ -132,11 +132,12 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Arc::into_inner(wal)
         .context("writers still hold the log")?
         .close()?;
-    let log_bytes = log_bytes(&dir)?;
 
     let opened = Instant::now();
     let wal = Wal::open(&dir, options())?;
     let recover = opened.elapsed();
+    // Bytes of records, not file sizes: segments are preallocated.
+    let log_bytes = wal.recovery_report().bytes;
     let replayed = Instant::now();
     let mut reader = wal.replay(Seq::ZERO)?;
     let mut count = 0u64;
@@ -258,17 +259,6 @@ fn percentile(sorted_ns: &[u64], q: f64) -> f64 {
     }
     let rank = ((q * sorted_ns.len() as f64).ceil() as usize).clamp(1, sorted_ns.len());
     sorted_ns[rank - 1] as f64 / 1e3
-}
-
-fn log_bytes(dir: &Path) -> Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if ironwal::SegmentId::parse(&entry.file_name().to_string_lossy()).is_some() {
-            total += entry.metadata()?.len();
-        }
-    }
-    Ok(total)
 }
 
 /// Peak resident set size of this process, from /proc (Linux only).

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -13,7 +14,7 @@ use super::{DirLock, OpenMode, PathKind, Storage, StorageFile};
 ///
 /// Clones share the same files, so a test can "reopen" a log by opening it
 /// again through a clone. Writes are durable the moment they return (there is
-/// no crash to lose them in); fsyncs do nothing.
+/// no crash to lose them in); fsyncs only count (see [`MemStorage::syncs`]).
 #[derive(Clone, Debug, Default)]
 pub struct MemStorage {
     inner: Arc<MemInner>,
@@ -23,6 +24,7 @@ pub struct MemStorage {
 struct MemInner {
     tree: Mutex<Tree>,
     locks: Arc<Mutex<BTreeSet<PathBuf>>>,
+    syncs: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +43,7 @@ struct MemFile {
 struct MemHandle {
     file: Arc<MemFile>,
     writable: bool,
+    syncs: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -61,6 +64,11 @@ impl MemStorage {
     /// An empty file system.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many times a file was fdatasynced through this storage.
+    pub fn syncs(&self) -> u64 {
+        self.inner.syncs.load(Ordering::Relaxed)
     }
 
     /// A copy of a file's bytes, if it exists.
@@ -148,7 +156,12 @@ impl Storage for MemStorage {
             (_, None) => return Err(not_found()),
         };
         let writable = mode != OpenMode::Read;
-        Ok(Arc::new(MemHandle { file, writable }))
+        let syncs = Arc::clone(&self.inner.syncs);
+        Ok(Arc::new(MemHandle {
+            file,
+            writable,
+            syncs,
+        }))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -215,6 +228,7 @@ impl StorageFile for MemHandle {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

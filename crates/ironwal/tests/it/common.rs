@@ -194,8 +194,13 @@ impl Store {
     }
 
     /// Default options on this storage.
+    /// Default options on this store, without segment preallocation, so
+    /// that file lengths are the bytes written (the `prealloc` module tests
+    /// preallocation itself).
     pub fn options(&self) -> Options {
-        Options::default().storage(self.storage())
+        Options::default()
+            .storage(self.storage())
+            .preallocate(false)
     }
 
     pub fn read(&self, path: &Path) -> Vec<u8> {

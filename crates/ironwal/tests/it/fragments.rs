@@ -9,7 +9,7 @@
 
 use ironwal::format::entry::{encoded_len, entry_len};
 use ironwal::format::{decode_entry, encode_entry, EntryView, Op, OpView, RecordType};
-use ironwal::{Entry, Options, RecoveryMode, Seq, SyncPolicy, Wal, WriteBatch};
+use ironwal::{Entry, RecoveryMode, Seq, SyncPolicy, Wal, WriteBatch};
 
 use crate::common::{
     entry, item_spans, kevo_layout, layout, payloads, read_all_in, replay_all, Store,
@@ -480,9 +480,7 @@ fn fragmented_entries_never_span_two_segments() {
     // whole inside it.
     let cases = cases();
     let store = Store::mem();
-    let options = Options::default()
-        .storage(store.storage())
-        .max_segment_size(4096);
+    let options = store.options().max_segment_size(4096);
     let wal = Wal::open(store.dir(), options).unwrap();
     let mut want = Vec::new();
     for case in &cases {

@@ -3,8 +3,10 @@
 mod common;
 mod compat;
 mod corruption;
+mod durability;
 mod fragments;
 mod garbage;
+mod prealloc;
 mod proptests;
 mod torn_tail;
 mod wal_behaviour;

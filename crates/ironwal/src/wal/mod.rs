@@ -1,20 +1,13 @@
-//! [`Wal`]: the append path, group commit, sync policies, rotation and
-//! retention.
-//!
-//! Appenders encode their entry into a shared buffer under a short lock and
-//! get their sequence number there, so file order is sequence order. Whoever
-//! then needs the buffer on disk becomes the *leader*: it takes the buffer
-//! (leaving an empty spare in its place for others to fill), writes it and
-//! syncs with the lock released, and wakes everyone its sync covered. The lock
-//! is never held across a write or an fsync.
+//! [`Wal`]: opening and recovering a log, the append API, replay and
+//! retention. The machinery that moves bytes to disk lives in `commit`;
+//! segment preparation in `segments`.
 
-use std::mem;
+mod commit;
+mod segments;
+
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::format::entry::MAX_FIELD_LEN;
@@ -23,8 +16,12 @@ use crate::options::{Options, SyncPolicy};
 use crate::recovery::{DropCause, LogReader, RecoveryMode, RecoveryReport, Source};
 use crate::segment::{list_segments, lock_dir, SegmentId};
 use crate::seq::Seq;
-use crate::storage::{DirLock, OpenMode, Storage, StorageFile};
+use crate::storage::{OpenMode, Storage};
 use crate::write_batch::WriteBatch;
+
+pub use commit::Durable;
+use commit::{Active, Inner, Reach, SegmentMeta, State};
+use segments::{create_segment, zero_fill, Preparer};
 
 /// A write-ahead log open for appending.
 ///
@@ -51,71 +48,6 @@ use crate::write_batch::WriteBatch;
 #[derive(Debug)]
 pub struct Wal {
     inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    dir: PathBuf,
-    options: Options,
-    state: Mutex<State>,
-    /// Signalled whenever a leader finishes a round of I/O.
-    io_done: Condvar,
-    /// Wakes the interval flusher early (on close).
-    flusher_wake: Condvar,
-    flusher: Mutex<Option<JoinHandle<()>>>,
-    lock: Mutex<Option<Box<dyn DirLock>>>,
-    report: RecoveryReport,
-}
-
-/// A segment's place in the log.
-#[derive(Clone, Debug)]
-struct SegmentMeta {
-    id: SegmentId,
-    path: Arc<Path>,
-    first_seq: Option<u64>,
-    last_seq: Option<u64>,
-}
-
-#[derive(Debug)]
-struct Active {
-    meta: SegmentMeta,
-    file: Arc<dyn StorageFile>,
-    /// Bytes of the segment handed to the file.
-    written: u64,
-}
-
-#[derive(Debug)]
-struct State {
-    closed: bool,
-    poisoned: Option<Arc<Error>>,
-    next_seq: u64,
-    /// Encoded entries not yet handed to the file.
-    buf: Vec<u8>,
-    /// An empty buffer, swapped in while a leader writes `buf`.
-    spare: Vec<u8>,
-    active: Active,
-    /// Segments before the active one, in log order.
-    sealed: Vec<SegmentMeta>,
-    /// Highest sequence assigned, written to the file, made durable.
-    buffered_seq: u64,
-    written_seq: u64,
-    durable_seq: u64,
-    /// Bytes written since the last fdatasync.
-    unsynced: u64,
-    /// A leader is writing or syncing.
-    io_busy: bool,
-    /// The active segment is being sealed and replaced: appends wait, so
-    /// none is counted against the old segment while its bytes go to the new.
-    rotating: bool,
-}
-
-/// Where an appender needs its entry before it returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reach {
-    /// Handed to the operating system.
-    Written,
-    /// Durable on disk.
-    Synced,
 }
 
 /// A segment of the log, as [`Wal::segments`] lists it.
@@ -171,15 +103,26 @@ impl Wal {
                     path: Arc::from(s.path.as_path()),
                     first_seq: s.first_seq.map(Seq::get),
                     last_seq: s.last_seq.map(Seq::get),
+                    len: s.valid_len,
                 })
             })
             .collect();
-        let last = report.segments.last();
-        let active = match (sealed.pop(), last) {
+        let prealloc = options.preallocate.then_some(options.max_segment_size);
+        let never = AtomicBool::new(false);
+        let active = match (sealed.pop(), report.segments.last()) {
             (Some(meta), Some(last)) if last.valid_len < options.max_segment_size => {
                 let file = storage
                     .open(&meta.path, OpenMode::ReadWrite)
                     .map_err(Error::io(&*meta.path))?;
+                if let Some(size) = prealloc {
+                    // Make the rest of the segment already-written blocks.
+                    let len = file.len().map_err(Error::io(&*meta.path))?;
+                    if len < size {
+                        zero_fill(&*file, len, size, &never)
+                            .and_then(|()| file.sync_data())
+                            .map_err(Error::io(&*meta.path))?;
+                    }
+                }
                 Active {
                     meta,
                     file,
@@ -189,51 +132,35 @@ impl Wal {
             (meta, _) => {
                 let after = meta.as_ref().map(|m| m.id);
                 sealed.extend(meta);
-                create_segment(&*storage, &dir, after)?
+                Active::new(create_segment(&*storage, &dir, after, prealloc, &never)?)
             }
+        };
+        let preparer = match prealloc {
+            Some(size) => Some(Preparer::start(
+                Arc::clone(&storage),
+                dir.clone(),
+                size,
+                active.meta.id,
+            )?),
+            None => None,
         };
 
         let highest = report.highest_seq.map_or(0, Seq::get);
-        let next_seq = highest.checked_add(1).ok_or(Error::SequenceExhausted)?;
+        if highest == u64::MAX {
+            return Err(Error::SequenceExhausted);
+        }
         tracing::info!(
             dir = %dir.display(),
             segments = report.segments.len(),
             entries = report.entries,
-            next_seq,
+            next_seq = highest + 1,
             "opened log"
         );
-        let state = State {
-            closed: false,
-            poisoned: None,
-            next_seq,
-            buf: Vec::with_capacity(options.write_buffer_size),
-            spare: Vec::with_capacity(options.write_buffer_size),
-            active,
-            sealed,
-            buffered_seq: highest,
-            written_seq: highest,
-            durable_seq: highest,
-            unsynced: 0,
-            io_busy: false,
-            rotating: false,
-        };
-        let inner = Arc::new(Inner {
-            dir,
-            options,
-            state: Mutex::new(state),
-            io_done: Condvar::new(),
-            flusher_wake: Condvar::new(),
-            flusher: Mutex::new(None),
-            lock: Mutex::new(Some(lock)),
-            report,
-        });
-        if let SyncPolicy::Interval(period) = inner.options.sync_policy {
-            let worker = Arc::clone(&inner);
-            let handle = std::thread::Builder::new()
-                .name("ironwal-flusher".into())
-                .spawn(move || worker.run_flusher(period))
-                .map_err(Error::io(&inner.dir))?;
-            *inner.flusher.lock() = Some(handle);
+        let state = State::new(&options, active, sealed, highest);
+        let interval = matches!(options.sync_policy, SyncPolicy::Interval(_));
+        let inner = Arc::new(Inner::new(dir, options, state, preparer, lock, report));
+        if interval {
+            inner.start_syncer()?;
         }
         Ok(Wal { inner })
     }
@@ -241,27 +168,91 @@ impl Wal {
     /// Appends a Put and returns its sequence number once the sync policy is
     /// satisfied.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Seq> {
-        self.append_op(Op::Put, key, value)
+        self.append_op(Op::Put, key, value, true)
     }
 
     /// Appends a Delete.
     pub fn delete(&self, key: &[u8]) -> Result<Seq> {
-        self.append_op(Op::Delete, key, &[])
+        self.append_op(Op::Delete, key, &[], true)
     }
 
     /// Appends a Merge.
     pub fn merge(&self, key: &[u8], value: &[u8]) -> Result<Seq> {
-        self.append_op(Op::Merge, key, value)
+        self.append_op(Op::Merge, key, value, true)
     }
 
     /// Appends a batch atomically and returns the sequence of its first
     /// operation; the others follow consecutively.
     pub fn write_batch(&self, batch: &WriteBatch) -> Result<Seq> {
+        self.append_batch(batch, true)
+    }
+
+    /// Like [`Wal::put`], but returns as soon as the entry has its sequence
+    /// number, without waiting for durability; follow with
+    /// [`Wal::wait_durable`] or [`Wal::durable`].
+    pub fn put_nowait(&self, key: &[u8], value: &[u8]) -> Result<Seq> {
+        self.append_op(Op::Put, key, value, false)
+    }
+
+    /// Like [`Wal::delete`], without waiting for durability.
+    pub fn delete_nowait(&self, key: &[u8]) -> Result<Seq> {
+        self.append_op(Op::Delete, key, &[], false)
+    }
+
+    /// Like [`Wal::merge`], without waiting for durability.
+    pub fn merge_nowait(&self, key: &[u8], value: &[u8]) -> Result<Seq> {
+        self.append_op(Op::Merge, key, value, false)
+    }
+
+    /// Like [`Wal::write_batch`], without waiting for durability. Returns the
+    /// first sequence; the batch is durable once its last,
+    /// `first + batch.len() - 1`, is.
+    pub fn write_batch_nowait(&self, batch: &WriteBatch) -> Result<Seq> {
+        self.append_batch(batch, false)
+    }
+
+    /// Blocks until `seq` (and everything before it) is durable, syncing if
+    /// no one else is. Fails with [`Error::NotAppended`] for a sequence not
+    /// yet assigned.
+    pub fn wait_durable(&self, seq: Seq) -> Result<()> {
+        self.inner.wait_durable(seq)
+    }
+
+    /// A future that resolves once `seq` (and everything before it) is
+    /// durable, for async callers: no thread blocks per pending write. One
+    /// background thread per log performs the syncs that futures wait for,
+    /// sharing each fsync among every waiter it covers.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ironwal::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # use ironwal::{Options, Wal};
+    /// let wal = Wal::open(dir.path(), Options::default())?;
+    /// let seq = wal.put_nowait(b"k", b"v")?;
+    /// // In async code: `wal.durable(seq).await?`. Any executor will do:
+    /// let durable = wal.durable(seq);
+    /// # let waker = std::task::Waker::noop();
+    /// # let mut cx = std::task::Context::from_waker(&waker);
+    /// # let mut durable = std::pin::pin!(durable);
+    /// # while std::future::Future::poll(durable.as_mut(), &mut cx).is_pending() {
+    /// #     std::thread::yield_now();
+    /// # }
+    /// assert!(wal.durable_seq() >= seq);
+    /// # Ok(()) }
+    /// ```
+    pub fn durable(&self, seq: Seq) -> Durable {
+        Durable {
+            inner: Arc::clone(&self.inner),
+            seq,
+        }
+    }
+
+    fn append_batch(&self, batch: &WriteBatch, wait: bool) -> Result<Seq> {
         if batch.is_empty() {
             return Err(Error::EmptyBatch);
         }
         let (ops, count) = batch.encoded()?;
-        self.inner.append(u64::from(count), |buf, seq| {
+        self.inner.append(u64::from(count), wait, |buf, seq| {
             encode_batch(buf, seq, count, ops).map_err(|e| Error::TooLarge {
                 what: "batch",
                 len: e.len,
@@ -270,7 +261,7 @@ impl Wal {
         })
     }
 
-    fn append_op(&self, op: Op, key: &[u8], value: &[u8]) -> Result<Seq> {
+    fn append_op(&self, op: Op, key: &[u8], value: &[u8], wait: bool) -> Result<Seq> {
         for (what, len) in [("key", key.len()), ("value", value.len())] {
             if len as u64 > MAX_FIELD_LEN {
                 return Err(Error::TooLarge {
@@ -280,7 +271,7 @@ impl Wal {
                 });
             }
         }
-        self.inner.append(1, |buf, seq| {
+        self.inner.append(1, wait, |buf, seq| {
             encode_entry(buf, op, seq, key, value).map_err(|e| Error::TooLarge {
                 what: "entry",
                 len: e.len,
@@ -291,23 +282,13 @@ impl Wal {
 
     /// Writes everything appended so far and makes it durable.
     pub fn sync(&self) -> Result<()> {
-        let mut st = self.inner.state.lock();
-        if st.closed {
-            return Err(Error::Closed);
-        }
-        let seq = st.buffered_seq;
-        self.inner.wait_for(&mut st, seq, Reach::Synced)
+        self.inner.sync(Reach::Synced)
     }
 
     /// Hands everything appended so far to the operating system (it then
     /// survives a crash of this process, not of the machine).
     pub fn flush(&self) -> Result<()> {
-        let mut st = self.inner.state.lock();
-        if st.closed {
-            return Err(Error::Closed);
-        }
-        let seq = st.buffered_seq;
-        self.inner.wait_for(&mut st, seq, Reach::Written)
+        self.inner.sync(Reach::Written)
     }
 
     /// Flushes, syncs and releases the directory lock. Appends after close
@@ -372,7 +353,7 @@ impl Wal {
         let sources = st
             .sealed
             .iter()
-            .map(|m| source(m, None))
+            .map(|m| source(m, Some(m.len)))
             .chain([source(&st.active.meta, Some(st.active.written))])
             .collect();
         let storage = Arc::clone(&self.inner.options.storage);
@@ -455,269 +436,6 @@ impl Drop for Wal {
             tracing::warn!(%error, "closing the log on drop failed");
         }
     }
-}
-
-impl Inner {
-    /// Encodes an entry of `count` operations, assigns its sequences and
-    /// waits as the sync policy requires.
-    fn append(
-        &self,
-        count: u64,
-        encode: impl FnOnce(&mut Vec<u8>, u64) -> Result<()>,
-    ) -> Result<Seq> {
-        let mut st = self.state.lock();
-        self.make_room(&mut st)?;
-        let seq = st.next_seq;
-        let last = seq
-            .checked_add(count - 1)
-            .filter(|l| *l < u64::MAX)
-            .ok_or(Error::SequenceExhausted)?;
-        let before = st.buf.len();
-        if let Err(e) = encode(&mut st.buf, seq) {
-            st.buf.truncate(before);
-            return Err(e);
-        }
-        st.next_seq = last + 1;
-        st.buffered_seq = last;
-        let meta = &mut st.active.meta;
-        meta.first_seq.get_or_insert(seq);
-        meta.last_seq = Some(last);
-
-        let pending = st.buf.len();
-        let reach = match self.options.sync_policy {
-            SyncPolicy::Always => Some(Reach::Synced),
-            SyncPolicy::Bytes(n) if st.unsynced + pending as u64 >= n => Some(Reach::Synced),
-            _ if pending >= self.options.write_buffer_size => Some(Reach::Written),
-            _ => None,
-        };
-        if let Some(reach) = reach {
-            self.wait_for(&mut st, last, reach)?;
-        }
-        Ok(Seq::new(seq))
-    }
-
-    fn check_usable(&self, st: &State) -> Result<()> {
-        if st.closed {
-            return Err(Error::Closed);
-        }
-        if let Some(cause) = &st.poisoned {
-            return Err(Error::Poisoned {
-                cause: Arc::clone(cause),
-            });
-        }
-        Ok(())
-    }
-
-    /// Returns once `seq` has reached `reach`, leading I/O rounds as needed.
-    fn wait_for(&self, st: &mut MutexGuard<'_, State>, seq: u64, reach: Reach) -> Result<()> {
-        loop {
-            if let Some(cause) = &st.poisoned {
-                return Err(Error::Poisoned {
-                    cause: Arc::clone(cause),
-                });
-            }
-            let done = match reach {
-                Reach::Written => st.written_seq >= seq,
-                Reach::Synced => st.durable_seq >= seq,
-            };
-            if done {
-                return Ok(());
-            }
-            if st.io_busy {
-                self.io_done.wait(st);
-            } else {
-                self.lead(st, reach);
-            }
-        }
-    }
-
-    /// One round of I/O: writes the whole buffer and, for `Synced`, syncs.
-    /// On failure the log is poisoned.
-    fn lead(&self, st: &mut MutexGuard<'_, State>, reach: Reach) {
-        st.io_busy = true;
-        let spare = mem::take(&mut st.spare);
-        let mut data = mem::replace(&mut st.buf, spare);
-        let upto = st.buffered_seq;
-        let offset = st.active.written;
-        let file = Arc::clone(&st.active.file);
-        let sync = reach == Reach::Synced;
-        let result = MutexGuard::unlocked(st, || {
-            if !data.is_empty() {
-                file.write_all_at(&data, offset)?;
-            }
-            if sync {
-                file.sync_data()?;
-            }
-            Ok(())
-        });
-        st.io_busy = false;
-        match result {
-            Ok(()) => {
-                st.active.written += data.len() as u64;
-                st.written_seq = upto;
-                st.unsynced += data.len() as u64;
-                if sync {
-                    st.durable_seq = upto;
-                    st.unsynced = 0;
-                }
-            }
-            Err(source) => {
-                let path = st.active.meta.path.to_path_buf();
-                self.poison(st, Error::Io { path, source });
-            }
-        }
-        data.clear();
-        if data.capacity() > 4 * self.options.write_buffer_size {
-            data.shrink_to(self.options.write_buffer_size);
-        }
-        st.spare = data;
-        self.io_done.notify_all();
-    }
-
-    fn poison(&self, st: &mut State, error: Error) {
-        tracing::error!(%error, "write failed; the log accepts no more writes");
-        st.poisoned.get_or_insert_with(|| Arc::new(error));
-    }
-
-    /// Before an append: checks the log is usable and, if the active segment
-    /// is full, seals it (written and synced) and starts a new one.
-    fn make_room(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
-        loop {
-            self.check_usable(st)?;
-            let len = st.active.written + st.buf.len() as u64;
-            if !st.rotating && (len < self.options.max_segment_size || len == 0) {
-                return Ok(());
-            }
-            if st.io_busy {
-                self.io_done.wait(st);
-                continue;
-            }
-            self.rotate(st)?;
-        }
-    }
-
-    fn rotate(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
-        st.io_busy = true;
-        st.rotating = true;
-        let spare = mem::take(&mut st.spare);
-        let mut data = mem::replace(&mut st.buf, spare);
-        let upto = st.buffered_seq;
-        let offset = st.active.written;
-        let file = Arc::clone(&st.active.file);
-        let after = st.active.meta.id;
-        let storage = &*self.options.storage;
-        let dir = &self.dir;
-        let (sealed, created) = MutexGuard::unlocked(st, || {
-            let sealed = (|| {
-                if !data.is_empty() {
-                    file.write_all_at(&data, offset)?;
-                }
-                file.sync_data()
-            })();
-            let created = match sealed {
-                Ok(()) => Some(create_segment(storage, dir, Some(after))),
-                Err(_) => None,
-            };
-            (sealed, created)
-        });
-        st.io_busy = false;
-        st.rotating = false;
-        let written = data.len() as u64;
-        data.clear();
-        st.spare = data;
-        let result = match (sealed, created) {
-            (Err(source), _) => {
-                let path = st.active.meta.path.to_path_buf();
-                self.poison(st, Error::Io { path, source });
-                Ok(())
-            }
-            (Ok(()), created) => {
-                st.active.written += written;
-                st.written_seq = upto;
-                st.durable_seq = upto;
-                st.unsynced = 0;
-                match created {
-                    Some(Ok(next)) => {
-                        tracing::info!(segment = %next.meta.path.display(), "started segment");
-                        let old = mem::replace(&mut st.active, next);
-                        st.sealed.push(old.meta);
-                        Ok(())
-                    }
-                    Some(Err(e)) => Err(e),
-                    None => Ok(()),
-                }
-            }
-        };
-        self.io_done.notify_all();
-        result
-    }
-
-    fn close(&self) -> Result<()> {
-        let mut st = self.state.lock();
-        if st.closed {
-            return Ok(());
-        }
-        st.closed = true;
-        let seq = st.buffered_seq;
-        let result = self.wait_for(&mut st, seq, Reach::Synced);
-        drop(st);
-        self.flusher_wake.notify_all();
-        if let Some(handle) = self.flusher.lock().take() {
-            let _ = handle.join();
-        }
-        self.lock.lock().take();
-        result
-    }
-
-    fn run_flusher(&self, period: Duration) {
-        let mut st = self.state.lock();
-        loop {
-            // `closed` is checked under the lock before waiting, so close's
-            // wake-up cannot slip in between.
-            if st.closed {
-                return;
-            }
-            let _ = self.flusher_wake.wait_for(&mut st, period);
-            if st.closed {
-                return;
-            }
-            if st.poisoned.is_some() || st.buffered_seq <= st.durable_seq {
-                continue;
-            }
-            let seq = st.buffered_seq;
-            // A failure poisons the log; appenders see it on their next call.
-            let _ = self.wait_for(&mut st, seq, Reach::Synced);
-        }
-    }
-}
-
-/// Creates a new, empty segment named after the clock (but above `after`)
-/// and makes its creation durable.
-fn create_segment(storage: &dyn Storage, dir: &Path, after: Option<SegmentId>) -> Result<Active> {
-    let id = SegmentId::next_after(after);
-    let path = dir.join(id.file_name());
-    let file = storage
-        .open(&path, OpenMode::CreateNew)
-        .map_err(Error::io(&path))?;
-    if let Err(source) = storage.sync_dir(dir) {
-        drop(file);
-        let _ = storage.remove_file(&path);
-        return Err(Error::Io {
-            path: dir.to_path_buf(),
-            source,
-        });
-    }
-    let meta = SegmentMeta {
-        id,
-        path: Arc::from(path.as_path()),
-        first_seq: None,
-        last_seq: None,
-    };
-    Ok(Active {
-        meta,
-        file,
-        written: 0,
-    })
 }
 
 /// Applies what recovery decided: truncates torn tails and, after a

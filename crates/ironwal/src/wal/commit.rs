@@ -1,0 +1,672 @@
+//! The shared state of an open log and the machinery that moves appended
+//! bytes to disk: group commit, sync policies, rotation and the background
+//! syncer.
+//!
+//! Appenders encode their entry into a shared buffer under a short lock and
+//! get their sequence number there, so file order is sequence order. Whoever
+//! then needs the buffer on disk becomes the *leader*: it takes the buffer
+//! (leaving an empty spare in its place for others to fill), writes it and
+//! syncs with the lock released, then wakes everyone its sync covered. The
+//! lock is never held across a write or an fsync, and in steady state no
+//! append allocates.
+
+use std::future::Future;
+use std::mem;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use super::segments::{create_segment, NewSegment, Preparer};
+use crate::error::{Error, Result};
+use crate::options::{Options, SyncPolicy};
+use crate::recovery::RecoveryReport;
+use crate::segment::SegmentId;
+use crate::seq::Seq;
+use crate::storage::{DirLock, StorageFile};
+
+#[derive(Debug)]
+pub(super) struct Inner {
+    pub(super) dir: PathBuf,
+    pub(super) options: Options,
+    pub(super) state: Mutex<State>,
+    /// Signalled whenever a round of I/O ends (rotation waits for it).
+    io_done: Condvar,
+    /// Wakes the background syncer (new async waiter, close).
+    syncer_wake: Condvar,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+    pub(super) preparer: Option<Preparer>,
+    pub(super) lock: Mutex<Option<Box<dyn DirLock>>>,
+    pub(super) report: RecoveryReport,
+}
+
+/// A segment's place in the log.
+#[derive(Clone, Debug)]
+pub(super) struct SegmentMeta {
+    pub(super) id: SegmentId,
+    pub(super) path: Arc<Path>,
+    pub(super) first_seq: Option<u64>,
+    pub(super) last_seq: Option<u64>,
+    /// Bytes of the segment that hold the log (for a sealed segment; the
+    /// active one's is `Active::written`). Past it: zeros or nothing.
+    pub(super) len: u64,
+}
+
+/// The segment appends go to.
+#[derive(Debug)]
+pub(super) struct Active {
+    pub(super) meta: SegmentMeta,
+    pub(super) file: Arc<dyn StorageFile>,
+    /// Bytes of the segment handed to the file.
+    pub(super) written: u64,
+}
+
+impl Active {
+    pub(super) fn new(segment: NewSegment) -> Self {
+        let meta = SegmentMeta {
+            id: segment.id,
+            path: segment.path,
+            first_seq: None,
+            last_seq: None,
+            len: 0,
+        };
+        Active {
+            meta,
+            file: segment.file,
+            written: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) closed: bool,
+    pub(super) poisoned: Option<Arc<Error>>,
+    pub(super) next_seq: u64,
+    /// Encoded entries not yet handed to the file.
+    pub(super) buf: Vec<u8>,
+    /// An empty buffer, swapped in while a leader writes `buf`.
+    pub(super) spare: Vec<u8>,
+    pub(super) active: Active,
+    /// Segments before the active one, in log order.
+    pub(super) sealed: Vec<SegmentMeta>,
+    /// Highest sequence assigned, written to the file, made durable.
+    pub(super) buffered_seq: u64,
+    pub(super) written_seq: u64,
+    pub(super) durable_seq: u64,
+    /// Bytes handed to files since open, and how many of them the latest
+    /// completed sync covered (for `SyncPolicy::Bytes`).
+    written_bytes: u64,
+    synced_bytes: u64,
+    /// A leader is writing (writes are serialized, in sequence order).
+    writing: bool,
+    /// A leader is syncing. One fdatasync at a time: overlapping them was
+    /// measured (2 and 4 in flight) and loses, because each then covers a
+    /// smaller group.
+    syncing: bool,
+    /// The highest sequence the sync in flight (or the last one) covers.
+    requested_seq: u64,
+    /// The active segment is being sealed and replaced: appends wait, so
+    /// none is counted against the old segment while its bytes go to the new.
+    pub(super) rotating: bool,
+    /// Async callers waiting for a sequence to become durable.
+    pub(super) waiters: Vec<(u64, Waker)>,
+    /// Threads parked in `wait_for`.
+    sleepers: Vec<Sleeper>,
+    /// Threads to unpark once the lock is released (kept to reuse its
+    /// allocation).
+    to_wake: Vec<Thread>,
+}
+
+/// A thread parked until its sequence reaches `reach`.
+#[derive(Debug)]
+struct Sleeper {
+    seq: u64,
+    reach: Reach,
+    thread: Thread,
+}
+
+impl State {
+    pub(super) fn new(
+        options: &Options,
+        active: Active,
+        sealed: Vec<SegmentMeta>,
+        highest: u64,
+    ) -> Self {
+        State {
+            closed: false,
+            poisoned: None,
+            next_seq: highest + 1,
+            buf: Vec::with_capacity(options.write_buffer_size),
+            spare: Vec::with_capacity(options.write_buffer_size),
+            active,
+            sealed,
+            buffered_seq: highest,
+            written_seq: highest,
+            durable_seq: highest,
+            written_bytes: 0,
+            synced_bytes: 0,
+            writing: false,
+            syncing: false,
+            requested_seq: highest,
+            rotating: false,
+            waiters: Vec::new(),
+            sleepers: Vec::new(),
+            to_wake: Vec::new(),
+        }
+    }
+
+    fn reached(&self, seq: u64, reach: Reach) -> bool {
+        match reach {
+            Reach::Written => self.written_seq >= seq,
+            Reach::Synced => self.durable_seq >= seq,
+        }
+    }
+
+    /// After a round of I/O: picks the threads to unpark, into `to_wake`:
+    /// first one that still waits, to lead the next round at once, then
+    /// those the round satisfied. Waking only these (not every sleeper)
+    /// saves a context switch per append when many threads append.
+    fn wake_sleepers(&mut self) {
+        let covered = self.requested_seq;
+        let next = self
+            .sleepers
+            .iter()
+            .find(|s| !(s.reach == Reach::Synced && s.seq <= covered));
+        if let Some(next) = next {
+            // It stays registered and removes itself when it runs.
+            self.to_wake.push(next.thread.clone());
+        }
+        let poisoned = self.poisoned.is_some();
+        let (written, durable) = (self.written_seq, self.durable_seq);
+        let done = self.sleepers.extract_if(.., |s| {
+            poisoned
+                || match s.reach {
+                    Reach::Written => s.seq <= written,
+                    Reach::Synced => s.seq <= durable,
+                }
+        });
+        self.to_wake.extend(done.map(|s| s.thread));
+    }
+
+    fn io_idle(&self) -> bool {
+        !self.writing && !self.syncing
+    }
+
+    fn unsynced(&self) -> u64 {
+        self.written_bytes - self.synced_bytes
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.check_poisoned()
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: Arc::clone(cause),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Wakes the async waiters whose sequence is now durable (all of them
+    /// once the log is poisoned: they have an error to collect).
+    fn wake_waiters(&mut self) {
+        let durable = self.durable_seq;
+        let all = self.poisoned.is_some();
+        self.waiters.retain(|(seq, waker)| {
+            let done = all || *seq <= durable;
+            if done {
+                waker.wake_by_ref();
+            }
+            !done
+        });
+    }
+}
+
+/// Where an appender needs its entry before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reach {
+    /// Handed to the operating system.
+    Written,
+    /// Durable on disk.
+    Synced,
+}
+
+impl Inner {
+    pub(super) fn new(
+        dir: PathBuf,
+        options: Options,
+        state: State,
+        preparer: Option<Preparer>,
+        lock: Box<dyn DirLock>,
+        report: RecoveryReport,
+    ) -> Self {
+        Inner {
+            dir,
+            options,
+            state: Mutex::new(state),
+            io_done: Condvar::new(),
+            syncer_wake: Condvar::new(),
+            syncer: Mutex::new(None),
+            preparer,
+            lock: Mutex::new(Some(lock)),
+            report,
+        }
+    }
+
+    /// Encodes an entry of `count` operations and assigns its sequences;
+    /// then, if `wait`, waits as the sync policy requires. Without `wait` the
+    /// entry is only buffered (written out if the buffer is full).
+    pub(super) fn append(
+        &self,
+        count: u64,
+        wait: bool,
+        encode: impl FnOnce(&mut Vec<u8>, u64) -> Result<()>,
+    ) -> Result<Seq> {
+        let mut st = self.state.lock();
+        self.make_room(&mut st)?;
+        let seq = st.next_seq;
+        let last = seq
+            .checked_add(count - 1)
+            .filter(|l| *l < u64::MAX)
+            .ok_or(Error::SequenceExhausted)?;
+        let before = st.buf.len();
+        if let Err(e) = encode(&mut st.buf, seq) {
+            st.buf.truncate(before);
+            return Err(e);
+        }
+        st.next_seq = last + 1;
+        st.buffered_seq = last;
+        let meta = &mut st.active.meta;
+        meta.first_seq.get_or_insert(seq);
+        meta.last_seq = Some(last);
+
+        let pending = st.buf.len();
+        let reach = match self.options.sync_policy {
+            SyncPolicy::Always if wait => Some(Reach::Synced),
+            SyncPolicy::Bytes(n) if st.unsynced() + pending as u64 >= n => Some(Reach::Synced),
+            _ if pending >= self.options.write_buffer_size => Some(Reach::Written),
+            _ => None,
+        };
+        if let Some(reach) = reach {
+            self.wait_for(&mut st, last, reach)?;
+        }
+        Ok(Seq::new(seq))
+    }
+
+    /// Returns once `seq` has reached `reach`, leading I/O rounds as needed.
+    pub(super) fn wait_for(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        seq: u64,
+        reach: Reach,
+    ) -> Result<()> {
+        loop {
+            st.check_poisoned()?;
+            if st.reached(seq, reach) {
+                return Ok(());
+            }
+            if !st.writing && !st.rotating {
+                let write = st.written_seq < seq;
+                let sync = reach == Reach::Synced && st.requested_seq < seq;
+                if (write || sync) && (reach == Reach::Written || !st.syncing) {
+                    self.lead(st, reach);
+                    continue;
+                }
+            }
+            // Park until a round covers us or hands us the lead. Park tokens
+            // make an unpark that comes before the park harmless.
+            let me = std::thread::current();
+            let id = me.id();
+            st.sleepers.push(Sleeper {
+                seq,
+                reach,
+                thread: me,
+            });
+            MutexGuard::unlocked(st, std::thread::park);
+            if let Some(i) = st.sleepers.iter().position(|s| s.thread.id() == id) {
+                st.sleepers.swap_remove(i);
+            }
+        }
+    }
+
+    /// Unparks the threads `wake_sleepers` picked, with the lock released so
+    /// they can take it at once.
+    fn unpark(&self, st: &mut MutexGuard<'_, State>) {
+        if st.to_wake.is_empty() {
+            return;
+        }
+        let mut threads = mem::take(&mut st.to_wake);
+        MutexGuard::unlocked(st, || threads.iter().for_each(Thread::unpark));
+        threads.clear();
+        st.to_wake = threads;
+    }
+
+    /// One round of I/O: writes the whole buffer and, for `Synced`, syncs
+    /// it. The lock is released for both; once the write is done, a leader
+    /// that only needs to write (a full buffer under a lazy sync policy) may
+    /// go ahead while this round syncs. Any failure poisons the log.
+    fn lead(&self, st: &mut MutexGuard<'_, State>, reach: Reach) {
+        st.writing = true;
+        let sync = reach == Reach::Synced;
+        if sync {
+            st.syncing = true;
+            if let Some(delay) = self.options.commit_delay {
+                // Let more appenders join this group before it is cut.
+                MutexGuard::unlocked(st, || std::thread::sleep(delay));
+            }
+        }
+        let spare = mem::take(&mut st.spare);
+        let data = mem::replace(&mut st.buf, spare);
+        let upto = st.buffered_seq;
+        let offset = st.active.written;
+        let file = Arc::clone(&st.active.file);
+        if sync {
+            st.requested_seq = upto;
+        }
+        let wrote = MutexGuard::unlocked(st, || match data.is_empty() {
+            true => Ok(()),
+            false => file.write_all_at(&data, offset),
+        });
+        st.writing = false;
+        let len = data.len() as u64;
+        self.recycle(st, data);
+        if let Err(source) = wrote {
+            st.syncing &= !sync;
+            self.fail(st, source);
+            return;
+        }
+        st.active.written += len;
+        st.written_seq = upto;
+        st.written_bytes += len;
+        let mark = st.written_bytes;
+        if !sync {
+            st.wake_sleepers();
+            self.io_done.notify_all();
+            self.unpark(st);
+            return;
+        }
+        let synced = MutexGuard::unlocked(st, || file.sync_data());
+        st.syncing = false;
+        if let Err(source) = synced {
+            self.fail(st, source);
+            return;
+        }
+        st.durable_seq = st.durable_seq.max(upto);
+        st.synced_bytes = st.synced_bytes.max(mark);
+        st.wake_waiters();
+        st.wake_sleepers();
+        self.io_done.notify_all();
+        self.unpark(st);
+    }
+
+    /// Poisons the log after a failed write or sync of the active segment
+    /// and wakes everyone to see it.
+    fn fail(&self, st: &mut MutexGuard<'_, State>, source: std::io::Error) {
+        let path = st.active.meta.path.to_path_buf();
+        self.poison(st, Error::Io { path, source });
+        st.wake_waiters();
+        st.wake_sleepers();
+        self.io_done.notify_all();
+        self.unpark(st);
+    }
+
+    /// Returns a written buffer as the spare, shrinking one a huge entry grew.
+    fn recycle(&self, st: &mut State, mut data: Vec<u8>) {
+        data.clear();
+        if data.capacity() > 4 * self.options.write_buffer_size {
+            data.shrink_to(self.options.write_buffer_size);
+        }
+        st.spare = data;
+    }
+
+    fn poison(&self, st: &mut State, error: Error) {
+        tracing::error!(%error, "write failed; the log accepts no more writes");
+        st.poisoned.get_or_insert_with(|| Arc::new(error));
+    }
+
+    /// Before an append: checks the log is usable and, if the active segment
+    /// is full, seals it (written and synced) and starts a new one.
+    fn make_room(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
+        loop {
+            st.check_usable()?;
+            let len = st.active.written + st.buf.len() as u64;
+            if !st.rotating && (len < self.options.max_segment_size || len == 0) {
+                return Ok(());
+            }
+            if !st.io_idle() || st.rotating {
+                self.io_done.wait(st);
+                continue;
+            }
+            self.rotate(st)?;
+        }
+    }
+
+    fn rotate(&self, st: &mut MutexGuard<'_, State>) -> Result<()> {
+        st.writing = true;
+        st.rotating = true;
+        let spare = mem::take(&mut st.spare);
+        let data = mem::replace(&mut st.buf, spare);
+        let upto = st.buffered_seq;
+        let offset = st.active.written;
+        let file = Arc::clone(&st.active.file);
+        let after = st.active.meta.id;
+        let (sealed, next) = MutexGuard::unlocked(st, || {
+            let sealed = (|| {
+                if !data.is_empty() {
+                    file.write_all_at(&data, offset)?;
+                }
+                file.sync_data()
+            })();
+            let next = match sealed {
+                Ok(()) => Some(self.next_segment(after)),
+                Err(_) => None,
+            };
+            (sealed, next)
+        });
+        st.writing = false;
+        st.rotating = false;
+        let written = data.len() as u64;
+        self.recycle(st, data);
+        let result = match (sealed, next) {
+            (Err(source), _) => {
+                let path = st.active.meta.path.to_path_buf();
+                self.poison(st, Error::Io { path, source });
+                Ok(())
+            }
+            (Ok(()), next) => {
+                st.active.written += written;
+                st.written_seq = upto;
+                st.durable_seq = upto;
+                st.requested_seq = st.requested_seq.max(upto);
+                st.written_bytes += written;
+                st.synced_bytes = st.written_bytes;
+                match next {
+                    Some(Ok(next)) => {
+                        tracing::info!(segment = %next.meta.path.display(), "started segment");
+                        let old = mem::replace(&mut st.active, next);
+                        st.sealed.push(SegmentMeta {
+                            len: old.written,
+                            ..old.meta
+                        });
+                        Ok(())
+                    }
+                    // The old segment stays active; a later append retries.
+                    Some(Err(e)) => Err(e),
+                    None => Ok(()),
+                }
+            }
+        };
+        st.wake_waiters();
+        st.wake_sleepers();
+        self.io_done.notify_all();
+        self.unpark(st);
+        result
+    }
+
+    /// The segment to rotate into: the prepared one, or a new empty one.
+    fn next_segment(&self, after: SegmentId) -> Result<Active> {
+        if let Some(segment) = self.preparer.as_ref().and_then(|p| p.take(after)) {
+            return Ok(Active::new(segment));
+        }
+        let storage = &*self.options.storage;
+        create_segment(
+            storage,
+            &self.dir,
+            Some(after),
+            None,
+            &AtomicBool::new(false),
+        )
+        .map(Active::new)
+    }
+
+    pub(super) fn sync(&self, reach: Reach) -> Result<()> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        let seq = st.buffered_seq;
+        self.wait_for(&mut st, seq, reach)
+    }
+
+    pub(super) fn wait_durable(&self, seq: Seq) -> Result<()> {
+        let mut st = self.state.lock();
+        if seq.get() > st.buffered_seq {
+            return Err(Error::NotAppended {
+                seq,
+                last: Seq::new(st.buffered_seq),
+            });
+        }
+        self.wait_for(&mut st, seq.get(), Reach::Synced)
+    }
+
+    pub(super) fn close(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Ok(());
+        }
+        st.closed = true;
+        let seq = st.buffered_seq;
+        let result = self.wait_for(&mut st, seq, Reach::Synced);
+        st.wake_waiters();
+        drop(st);
+        self.syncer_wake.notify_all();
+        if let Some(handle) = self.syncer.lock().take() {
+            let _ = handle.join();
+        }
+        if let Some(preparer) = &self.preparer {
+            preparer.stop();
+        }
+        self.lock.lock().take();
+        result
+    }
+
+    /// Starts the background syncer unless it runs already.
+    pub(super) fn start_syncer(self: &Arc<Self>) -> Result<()> {
+        let mut slot = self.syncer.lock();
+        if slot.is_some() || self.state.lock().closed {
+            return Ok(());
+        }
+        let period = match self.options.sync_policy {
+            SyncPolicy::Interval(period) => Some(period),
+            _ => None,
+        };
+        let worker = Arc::clone(self);
+        let handle = std::thread::Builder::new()
+            .name("ironwal-sync".into())
+            .spawn(move || worker.run_syncer(period))
+            .map_err(Error::io(&self.dir))?;
+        *slot = Some(handle);
+        Ok(())
+    }
+
+    /// The background syncer: syncs every `period` when there is something
+    /// to sync (`SyncPolicy::Interval`), and at once when an async caller
+    /// waits for durability.
+    fn run_syncer(&self, period: Option<Duration>) {
+        let mut st = self.state.lock();
+        loop {
+            // `closed` is checked under the lock before waiting, so close's
+            // wake-up cannot slip in between.
+            if st.closed {
+                return;
+            }
+            let durable = st.durable_seq;
+            let waited_for = st.waiters.iter().any(|(seq, _)| *seq > durable);
+            if !waited_for || st.poisoned.is_some() {
+                match period {
+                    Some(period) => {
+                        let _ = self.syncer_wake.wait_for(&mut st, period);
+                    }
+                    None => self.syncer_wake.wait(&mut st),
+                }
+                if st.closed {
+                    return;
+                }
+            }
+            if st.poisoned.is_none() && st.buffered_seq > st.durable_seq {
+                let seq = st.buffered_seq;
+                // A failure poisons the log; callers see it on their next call.
+                let _ = self.wait_for(&mut st, seq, Reach::Synced);
+            }
+        }
+    }
+}
+
+/// A future that resolves once a sequence number is durable; see
+/// [`Wal::durable`](crate::Wal::durable).
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Durable {
+    pub(super) inner: Arc<Inner>,
+    pub(super) seq: Seq,
+}
+
+impl Future for Durable {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let seq = self.seq.get();
+        let mut st = self.inner.state.lock();
+        if let Err(e) = st.check_poisoned() {
+            return Poll::Ready(Err(e));
+        }
+        if st.durable_seq >= seq {
+            return Poll::Ready(Ok(()));
+        }
+        if seq > st.buffered_seq {
+            let last = Seq::new(st.buffered_seq);
+            return Poll::Ready(Err(Error::NotAppended {
+                seq: self.seq,
+                last,
+            }));
+        }
+        if st.closed {
+            // Close synced everything it could; what is missing is lost.
+            return Poll::Ready(Err(Error::Closed));
+        }
+        if !st
+            .waiters
+            .iter()
+            .any(|(s, w)| *s == seq && w.will_wake(cx.waker()))
+        {
+            st.waiters.push((seq, cx.waker().clone()));
+        }
+        drop(st);
+        if let Err(e) = self.inner.start_syncer() {
+            return Poll::Ready(Err(e));
+        }
+        self.inner.syncer_wake.notify_all();
+        Poll::Pending
+    }
+}

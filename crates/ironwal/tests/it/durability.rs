@@ -1,0 +1,173 @@
+//! Waiting for durability without blocking a thread per write: nowait
+//! appends, `wait_durable`, the `Durable` future, the background syncer.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::Duration;
+
+use ironwal::storage::MemStorage;
+use ironwal::{Error, Options, Seq, SyncPolicy, Wal, WriteBatch};
+
+use crate::common::replay_all;
+
+/// Runs a future to completion on this thread.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => return value,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+fn mem_wal(policy: SyncPolicy) -> (MemStorage, Wal) {
+    let mem = MemStorage::new();
+    let options = Options::default()
+        .storage(Arc::new(mem.clone()))
+        .preallocate(false)
+        .sync_policy(policy);
+    let wal = Wal::open("/log", options).unwrap();
+    (mem, wal)
+}
+
+#[test]
+fn nowait_appends_return_before_syncing_and_wait_durable_syncs() {
+    let (mem, wal) = mem_wal(SyncPolicy::Always);
+    let before = mem.syncs();
+    let mut last = Seq::ZERO;
+    for i in 0..100u32 {
+        last = wal.put_nowait(&i.to_be_bytes(), b"v").unwrap();
+    }
+    let mut batch = WriteBatch::new();
+    batch.put(b"x", b"1").delete(b"y");
+    let first = wal.write_batch_nowait(&batch).unwrap();
+    assert_eq!(first.get(), last.get() + 1);
+    assert_eq!(mem.syncs(), before, "nowait appends do not sync");
+    assert!(wal.durable_seq() < first);
+
+    wal.wait_durable(Seq::new(first.get() + 1)).unwrap();
+    assert!(wal.durable_seq().get() > first.get());
+    assert_eq!(mem.syncs(), before + 1, "one sync covers all of them");
+    assert_eq!(replay_all(&wal).len(), 102);
+}
+
+#[test]
+fn waiting_for_a_sequence_not_yet_appended_is_an_error() {
+    let (_, wal) = mem_wal(SyncPolicy::Always);
+    let seq = wal.put(b"k", b"v").unwrap();
+    let ahead = Seq::new(seq.get() + 1);
+    assert!(matches!(
+        wal.wait_durable(ahead),
+        Err(Error::NotAppended { .. })
+    ));
+    assert!(matches!(
+        block_on(wal.durable(ahead)),
+        Err(Error::NotAppended { .. })
+    ));
+    wal.wait_durable(seq).unwrap();
+    block_on(wal.durable(seq)).unwrap();
+}
+
+#[test]
+fn durable_futures_resolve_and_share_syncs() {
+    let (mem, wal) = mem_wal(SyncPolicy::Always);
+    let before = mem.syncs();
+    let seqs: Vec<Seq> = (0..1000u32)
+        .map(|i| wal.put_nowait(&i.to_be_bytes(), b"v").unwrap())
+        .collect();
+    let futures: Vec<_> = seqs.iter().map(|&s| wal.durable(s)).collect();
+    for future in futures {
+        block_on(future).unwrap();
+    }
+    assert!(wal.durable_seq() >= *seqs.last().unwrap());
+    let syncs = mem.syncs() - before;
+    assert!((1..=5).contains(&syncs), "{syncs} syncs for 1000 futures");
+}
+
+#[test]
+fn futures_from_many_threads_resolve_through_the_background_syncer() {
+    let (_, wal) = mem_wal(SyncPolicy::Always);
+    let wal = Arc::new(wal);
+    let handles: Vec<_> = (0..8u32)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                for i in 0..200u32 {
+                    let seq = wal
+                        .put_nowait(&[t.to_be_bytes(), i.to_be_bytes()].concat(), b"v")
+                        .unwrap();
+                    block_on(wal.durable(seq)).unwrap();
+                    assert!(wal.durable_seq() >= seq);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert_eq!(replay_all(&wal).len(), 1600);
+}
+
+#[test]
+fn a_future_after_close_reports_what_close_did() {
+    let (_, wal) = mem_wal(SyncPolicy::Never);
+    let seq = wal.put(b"k", b"v").unwrap();
+    let pending = wal.durable(seq);
+    wal.close().unwrap();
+    // Close synced everything, so the future resolves successfully.
+    block_on(pending).unwrap();
+    assert!(matches!(wal.put_nowait(b"k", b"v"), Err(Error::Closed)));
+}
+
+#[test]
+fn interval_policy_syncs_in_the_background() {
+    let (mem, wal) = mem_wal(SyncPolicy::Interval(Duration::from_millis(5)));
+    let seq = wal.put(b"k", b"v").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while wal.durable_seq() < seq {
+        assert!(std::time::Instant::now() < deadline, "no background sync");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(mem.syncs() >= 1);
+}
+
+#[test]
+fn commit_delay_still_acknowledges_every_append() {
+    let mem = MemStorage::new();
+    let options = Options::default()
+        .storage(Arc::new(mem.clone()))
+        .preallocate(false)
+        .commit_delay(Some(Duration::from_micros(200)));
+    let wal = Arc::new(Wal::open("/log", options).unwrap());
+    let handles: Vec<_> = (0..4u32)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                (0..50u32)
+                    .map(|i| {
+                        let seq = wal
+                            .put(&[t.to_be_bytes(), i.to_be_bytes()].concat(), b"v")
+                            .unwrap();
+                        assert!(wal.durable_seq() >= seq);
+                        seq
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 200);
+    assert!(mem.syncs() <= 200);
+}
