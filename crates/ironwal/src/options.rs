@@ -76,7 +76,9 @@ pub struct Options {
     /// ext4. The cost: every segment occupies its full size on disk from the
     /// start, and opening a log whose last segment is not yet filled fills it
     /// (up to `max_segment_size` of zeros). Zero-filled tails read as a clean
-    /// end of the log, to ironwal and kevo alike. Default `true`.
+    /// end of the log, to ironwal and kevo alike. Applies under
+    /// [`SyncPolicy::Always`] only: under the lazier policies fsyncs are rare
+    /// and filling segments would cost more than it saves. Default `true`.
     pub preallocate: bool,
     /// Under [`SyncPolicy::Always`], how long the leader of a group commit
     /// waits before cutting the group, to let more appenders join it (like

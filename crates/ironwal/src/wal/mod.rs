@@ -107,7 +107,10 @@ impl Wal {
                 })
             })
             .collect();
-        let prealloc = options.preallocate.then_some(options.max_segment_size);
+        // Only appends that each wait for an fsync gain from preallocation;
+        // under lazier policies filling segments costs more than it saves.
+        let prealloc = (options.preallocate && options.sync_policy == SyncPolicy::Always)
+            .then_some(options.max_segment_size);
         let never = AtomicBool::new(false);
         let active = match (sealed.pop(), report.segments.last()) {
             (Some(meta), Some(last)) if last.valid_len < options.max_segment_size => {
