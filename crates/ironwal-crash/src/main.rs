@@ -1,0 +1,3 @@
+//! `ironwal-crash`: runs the crash-safety harnesses.
+
+fn main() {}
