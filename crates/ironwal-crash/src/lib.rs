@@ -9,4 +9,5 @@
 pub mod power_loss;
 pub mod rng;
 pub mod sim;
+pub mod summary;
 pub mod workload;

@@ -427,6 +427,21 @@ fn writer_loop(
     }
 }
 
+impl Tally {
+    /// The harness summary: runs counts crashes.
+    pub fn summary(&self, seed: u64) -> crate::summary::Summary {
+        crate::summary::Summary {
+            harness: "power-loss",
+            runs: self.crashes,
+            acked: self.acked,
+            lost_acked: self.lost_acked,
+            wrong: self.wrong,
+            seed,
+            failures: self.failures.clone(),
+        }
+    }
+}
+
 /// Runs seeds from `first` until `deadline` or `max_runs`, whichever first.
 pub fn run_many(first: u64, max_runs: u64, deadline: Option<std::time::Instant>) -> Tally {
     let mut tally = Tally::default();
