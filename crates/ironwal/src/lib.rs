@@ -55,6 +55,8 @@ pub mod format;
 pub mod storage;
 
 mod error;
+mod follow;
+mod metrics;
 mod options;
 mod reader;
 mod recovery;
@@ -64,10 +66,12 @@ mod wal;
 mod write_batch;
 
 pub use error::{CorruptionKind, Error, Result};
+pub use follow::Follower;
 pub use format::Op;
+pub use metrics::{Histogram, Metrics};
 pub use options::{Options, SyncPolicy};
 pub use recovery::{
-    DropCause, DroppedRange, Entry, EntryRef, LogReader, RecoveryMode, RecoveryReport,
+    DropCause, DroppedRange, Entry, EntryRef, Item, LogReader, RecoveryMode, RecoveryReport,
     SegmentReport, UnknownMode,
 };
 pub use segment::SegmentId;

@@ -18,7 +18,11 @@ use std::sync::Arc;
 
 use crate::error::CorruptionKind;
 use crate::format::record::{checksum, HeaderProblem};
-use crate::format::{decode_entry, EntryView, RawHeader, RecordType, HEADER_SIZE, MAX_RECORD};
+use crate::format::{
+    decode_entry, EntryView, Op, OpView, RawHeader, RecordType, HEADER_SIZE, MAX_RECORD,
+};
+use crate::recovery::EntryRef;
+use crate::seq::Seq;
 use crate::storage::{read_up_to, StorageFile};
 
 /// Bytes read from a segment at a time.
@@ -267,6 +271,47 @@ impl SegmentScanner {
     }
 }
 
+/// An operation of a complete item, located in the assembler's arena.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot {
+    seq: Seq,
+    op: Op,
+    key: Range<usize>,
+    value: Option<Range<usize>>,
+}
+
+impl Slot {
+    /// The operation, borrowing its bytes from `arena`.
+    pub(crate) fn resolve<'a>(&self, arena: &'a [u8]) -> Option<EntryRef<'a>> {
+        let key = arena.get(self.key.clone())?;
+        let value = match &self.value {
+            Some(range) => Some(arena.get(range.clone())?),
+            None => None,
+        };
+        Some(EntryRef {
+            seq: self.seq,
+            op: self.op,
+            key,
+            value,
+        })
+    }
+}
+
+/// What [`Assembler::list_ops`] found in an item.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ItemOps {
+    pub(crate) ops: u64,
+    pub(crate) batch: bool,
+    pub(crate) first: Option<Seq>,
+    pub(crate) last: Option<Seq>,
+}
+
+/// The position of `part` inside `whole`, which it borrows from.
+fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
+}
+
 /// How reading may continue after a [`Problem`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resync {
@@ -371,11 +416,6 @@ impl Assembler {
         self.fragment = None;
         self.batch = None;
         self.header_batch = false;
-    }
-
-    /// Whether the complete item is a header-form batch.
-    pub(crate) fn is_header_batch(&self) -> bool {
-        self.header_batch
     }
 
     /// Clears a completed item and releases memory a huge one left behind.
@@ -532,6 +572,42 @@ impl Assembler {
             record_valid: true,
             resync,
         })
+    }
+
+    /// Lists the operations of the complete item into `slots` (those with a
+    /// sequence of at least `from`), and sums it up.
+    pub(crate) fn list_ops(&self, from: Seq, slots: &mut Vec<Slot>) -> ItemOps {
+        let arena = self.arena();
+        let mut item = ItemOps {
+            batch: self.header_batch,
+            ..ItemOps::default()
+        };
+        for entry in self.entries() {
+            let mut record = |op: OpView<'_>| {
+                item.ops += 1;
+                let seq = Seq::new(op.seq);
+                item.first.get_or_insert(seq);
+                item.last = Some(seq);
+                if seq >= from {
+                    slots.push(Slot {
+                        seq,
+                        op: op.op,
+                        key: range_in(arena, op.key),
+                        value: op.value.map(|v| range_in(arena, v)),
+                    });
+                }
+            };
+            match decode_entry(entry) {
+                Ok(EntryView::Single(op)) => record(op),
+                Ok(EntryView::Batch(view)) => {
+                    item.batch = true;
+                    view.iter().for_each(record);
+                }
+                // Only items whose entries decoded are ever complete.
+                Ok(EntryView::BatchHeader { .. }) | Err(_) => {}
+            }
+        }
+        item
     }
 
     /// Called at the end of a segment: an item still open there is incomplete.

@@ -8,14 +8,13 @@
 //! the `Wal`'s job on open).
 
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::{decode_entry, EntryView, Op, OpView};
-use crate::reader::{Assembler, Problem, Resync, Scan, SegmentScanner, Step};
+use crate::format::Op;
+use crate::reader::{Assembler, Problem, Resync, Scan, SegmentScanner, Slot, Step};
 use crate::segment::{list_segments, SegmentId};
 use crate::seq::Seq;
 use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
@@ -230,13 +229,39 @@ pub(crate) struct Source {
     pub(crate) limit: Option<u64>,
 }
 
-/// An operation of the current item, located in the assembler's arena.
-#[derive(Clone, Debug)]
-struct Slot {
-    seq: Seq,
-    op: Op,
-    key: Range<usize>,
-    value: Option<Range<usize>>,
+/// A whole item read by [`LogReader::next_item`]: one operation, or the
+/// operations of one batch.
+#[derive(Clone, Copy, Debug)]
+pub struct Item<'a> {
+    arena: &'a [u8],
+    slots: &'a [Slot],
+    batch: bool,
+}
+
+impl<'a> Item<'a> {
+    /// Whether the operations were written as one batch.
+    pub fn is_batch(&self) -> bool {
+        self.batch
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the item has no operation (never, for an item returned by
+    /// `next_item`).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The operations, in order.
+    pub fn iter(&self) -> impl Iterator<Item = EntryRef<'a>> + 'a {
+        let arena = self.arena;
+        self.slots
+            .iter()
+            .filter_map(move |slot| slot.resolve(arena))
+    }
 }
 
 /// Reads the operations of a log directory or a single segment file in
@@ -278,6 +303,10 @@ pub struct LogReader {
     item_start: Option<u64>,
     slots: Vec<Slot>,
     next_slot: usize,
+    /// Whether the current item is a batch.
+    item_is_batch: bool,
+    /// Bytes of the segments already read.
+    done_bytes: u64,
     report: RecoveryReport,
     done: bool,
 }
@@ -343,6 +372,8 @@ impl LogReader {
             item_start: None,
             slots: Vec::new(),
             next_slot: 0,
+            item_is_batch: false,
+            done_bytes: 0,
             report: RecoveryReport::new(mode),
             done: false,
         }
@@ -380,22 +411,45 @@ impl LogReader {
                 return Err(e);
             }
         }
-        let slot = self.slots.get(self.next_slot).cloned();
+        let slot = self.slots.get(self.next_slot);
         self.next_slot += 1;
-        let arena = self.asm.arena();
-        Ok(slot.and_then(|slot| {
-            let key = arena.get(slot.key)?;
-            let value = match slot.value {
-                Some(range) => Some(arena.get(range)?),
-                None => None,
-            };
-            Some(EntryRef {
-                seq: slot.seq,
-                op: slot.op,
-                key,
-                value,
-            })
+        Ok(slot.and_then(|slot| slot.resolve(self.asm.arena())))
+    }
+
+    /// The rest of the current item, or the next whole item: one operation,
+    /// or every operation of one batch (as far as `from_seq` lets through).
+    /// For tools that must keep batches together (`ironwal repair`); do not
+    /// mix with [`Self::next_entry`] on the same item.
+    pub fn next_item(&mut self) -> Result<Option<Item<'_>>> {
+        if self.next_slot >= self.slots.len() {
+            self.next_slot = self.slots.len();
+            if self.next_entry()?.is_none() {
+                return Ok(None);
+            }
+            self.next_slot -= 1;
+        }
+        let slots = self.slots.get(self.next_slot..).unwrap_or_default();
+        self.next_slot = self.slots.len();
+        Ok(Some(Item {
+            arena: self.asm.arena(),
+            slots,
+            batch: self.item_is_batch,
         }))
+    }
+
+    /// Bytes of the log read so far (segments done, plus the position in
+    /// the current one): with [`Self::total_len`], a progress measure.
+    pub fn position(&self) -> u64 {
+        self.done_bytes + self.scanner.as_ref().map_or(0, SegmentScanner::pos)
+    }
+
+    /// Bytes in all the segments to read (their lengths now).
+    pub fn total_len(&self) -> Result<u64> {
+        let mut total = 0;
+        for index in 0..self.sources.len() {
+            total += self.open_source(index)?.map_or(0, |(_, len)| len);
+        }
+        Ok(total)
     }
 
     /// Reads records until an item with operations to yield is ready, or the
@@ -497,56 +551,27 @@ impl LogReader {
         if let Some(segment) = self.segment_report() {
             segment.valid_len = valid_len;
         }
-        self.scanner = None;
+        self.done_bytes += self.scanner.take().map_or(0, |s| s.len());
     }
 
     /// Records the complete item in the report and lists its operations.
     fn take_item(&mut self) {
         let end = self.scanner.as_ref().map_or(0, SegmentScanner::pos);
         let start = self.item_start.take().unwrap_or(end);
-        let arena = self.asm.arena();
-        let mut ops = 0u64;
-        let mut batch = false;
-        let mut first = None;
-        let mut last = None;
-        for entry in self.asm.entries() {
-            let mut record = |op: OpView<'_>| {
-                ops += 1;
-                let seq = Seq::new(op.seq);
-                first.get_or_insert(seq);
-                last = Some(seq);
-                if seq >= self.from {
-                    self.slots.push(Slot {
-                        seq,
-                        op: op.op,
-                        key: range_in(arena, op.key),
-                        value: op.value.map(|v| range_in(arena, v)),
-                    });
-                }
-            };
-            match decode_entry(entry) {
-                Ok(EntryView::Single(op)) => record(op),
-                Ok(EntryView::Batch(view)) => {
-                    batch = true;
-                    view.iter().for_each(record);
-                }
-                // The assembler only completes items whose entries decoded.
-                Ok(EntryView::BatchHeader { .. }) | Err(_) => {}
-            }
-        }
-        batch |= self.asm.is_header_batch();
+        let item = self.asm.list_ops(self.from, &mut self.slots);
+        self.item_is_batch = item.batch;
         let report = &mut self.report;
-        report.entries += ops;
-        report.batches += u64::from(batch);
+        report.entries += item.ops;
+        report.batches += u64::from(item.batch);
         report.bytes += end - start;
-        report.highest_seq = report.highest_seq.max(last);
+        report.highest_seq = report.highest_seq.max(item.last);
         if let Some(segment) = self.segment_report() {
-            segment.entries += ops;
+            segment.entries += item.ops;
             segment.valid_len = end;
             if segment.first_seq.is_none() {
-                segment.first_seq = first;
+                segment.first_seq = item.first;
             }
-            segment.last_seq = segment.last_seq.max(last);
+            segment.last_seq = segment.last_seq.max(item.last);
         }
     }
 
@@ -719,12 +744,6 @@ impl Iterator for LogReader {
             .map(|e| e.map(|e| e.to_entry()))
             .transpose()
     }
-}
-
-/// The position of `part` inside `whole`, which it borrows from.
-fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
-    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
-    start..start + part.len()
 }
 
 #[cfg(test)]

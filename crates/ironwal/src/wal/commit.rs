@@ -18,12 +18,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::{JoinHandle, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::segments::{create_segment, NewSegment, Preparer};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery::RecoveryReport;
 use crate::segment::SegmentId;
@@ -121,6 +122,7 @@ pub(super) struct State {
     /// Threads to unpark once the lock is released (kept to reuse its
     /// allocation).
     to_wake: Vec<Thread>,
+    pub(super) metrics: Metrics,
 }
 
 /// A thread parked until its sequence reaches `reach`.
@@ -158,6 +160,7 @@ impl State {
             waiters: Vec::new(),
             sleepers: Vec::new(),
             to_wake: Vec::new(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -270,6 +273,7 @@ impl Inner {
     pub(super) fn append(
         &self,
         count: u64,
+        batch: bool,
         wait: bool,
         encode: impl FnOnce(&mut Vec<u8>, u64) -> Result<()>,
     ) -> Result<Seq> {
@@ -287,6 +291,11 @@ impl Inner {
         }
         st.next_seq = last + 1;
         st.buffered_seq = last;
+        let bytes = (st.buf.len() - before) as u64;
+        let metrics = &mut st.metrics;
+        metrics.appends += count;
+        metrics.batches += u64::from(batch);
+        metrics.bytes += bytes;
         let meta = &mut st.active.meta;
         meta.first_seq.get_or_insert(seq);
         meta.last_seq = Some(last);
@@ -396,12 +405,19 @@ impl Inner {
             self.unpark(st);
             return;
         }
+        let started = Instant::now();
         let synced = MutexGuard::unlocked(st, || file.sync_data());
+        let took = started.elapsed();
         st.syncing = false;
         if let Err(source) = synced {
             self.fail(st, source);
             return;
         }
+        let group = upto.saturating_sub(st.durable_seq);
+        let metrics = &mut st.metrics;
+        metrics.fsyncs += 1;
+        metrics.sync_latency_us.record(took.as_micros() as u64);
+        metrics.group_sizes.record(group);
         st.durable_seq = st.durable_seq.max(upto);
         st.synced_bytes = st.synced_bytes.max(mark);
         st.wake_waiters();
@@ -491,8 +507,10 @@ impl Inner {
                 st.requested_seq = st.requested_seq.max(upto);
                 st.written_bytes += written;
                 st.synced_bytes = st.written_bytes;
+                st.metrics.fsyncs += 1;
                 match next {
                     Some(Ok(next)) => {
+                        st.metrics.rotations += 1;
                         tracing::info!(segment = %next.meta.path.display(), "started segment");
                         let old = mem::replace(&mut st.active, next);
                         st.sealed.push(SegmentMeta {

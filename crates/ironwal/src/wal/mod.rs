@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::entry::MAX_FIELD_LEN;
 use crate::format::{encode_batch, encode_entry, Op};
+use crate::metrics::Metrics;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery::{DropCause, LogReader, RecoveryMode, RecoveryReport, Source};
 use crate::segment::{list_segments, lock_dir, SegmentId};
@@ -255,7 +256,7 @@ impl Wal {
             return Err(Error::EmptyBatch);
         }
         let (ops, count) = batch.encoded()?;
-        self.inner.append(u64::from(count), wait, |buf, seq| {
+        self.inner.append(u64::from(count), true, wait, |buf, seq| {
             encode_batch(buf, seq, count, ops).map_err(|e| Error::TooLarge {
                 what: "batch",
                 len: e.len,
@@ -274,7 +275,7 @@ impl Wal {
                 });
             }
         }
-        self.inner.append(1, wait, |buf, seq| {
+        self.inner.append(1, false, wait, |buf, seq| {
             encode_entry(buf, op, seq, key, value).map_err(|e| Error::TooLarge {
                 what: "entry",
                 len: e.len,
@@ -314,6 +315,30 @@ impl Wal {
     /// survive a crash.
     pub fn durable_seq(&self) -> Seq {
         Seq::new(self.inner.state.lock().durable_seq)
+    }
+
+    /// A snapshot of the log's counters since it was opened: appends, bytes,
+    /// fsyncs, group commit sizes, sync latencies, segments.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ironwal::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let wal = ironwal::Wal::open(dir.path(), ironwal::Options::default())?;
+    /// wal.put(b"k", b"v")?;
+    /// let m = wal.metrics();
+    /// assert_eq!(m.appends, 1);
+    /// assert!(m.fsyncs >= 1);
+    /// println!("p99 fsync {} us, {:.1} appends per fsync", m.sync_latency_us.quantile(0.99), m.group_sizes.mean());
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let st = self.inner.state.lock();
+        let mut metrics = st.metrics.clone();
+        metrics.segments = st.sealed.len() as u64 + 1;
+        metrics.last_seq = Seq::new(st.buffered_seq);
+        metrics.durable_seq = Seq::new(st.durable_seq);
+        metrics.poisoned = st.poisoned.is_some();
+        metrics
     }
 
     /// What recovery found when the log was opened.

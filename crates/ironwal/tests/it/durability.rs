@@ -171,3 +171,39 @@ fn commit_delay_still_acknowledges_every_append() {
     assert_eq!(total, 200);
     assert!(mem.syncs() <= 200);
 }
+
+#[test]
+fn metrics_count_appends_fsyncs_and_group_sizes() {
+    let (mem, wal) = mem_wal(SyncPolicy::Always);
+    let wal = Arc::new(wal);
+    let before = mem.syncs();
+    let handles: Vec<_> = (0..4u32)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || {
+                for i in 0..100u32 {
+                    wal.put(&[t.to_be_bytes(), i.to_be_bytes()].concat(), b"v")
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let mut batch = WriteBatch::new();
+    batch.put(b"a", b"1").put(b"b", b"2");
+    wal.write_batch(&batch).unwrap();
+    let m = wal.metrics();
+    assert_eq!(m.appends, 402);
+    assert_eq!(m.batches, 1);
+    assert_eq!(m.fsyncs, mem.syncs() - before);
+    // Every operation was made durable by exactly one fsync.
+    assert_eq!(m.group_sizes.sum(), 402);
+    assert_eq!(m.group_sizes.count(), m.fsyncs);
+    assert_eq!(m.sync_latency_us.count(), m.fsyncs);
+    assert_eq!(m.last_seq, Seq::new(402));
+    assert_eq!(m.durable_seq, Seq::new(402));
+    assert_eq!(m.segments, 1);
+    assert!(!m.poisoned);
+}
