@@ -11,7 +11,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success (verify: the log is clean)
   1  verify: only a torn tail was found (an interrupted last write)
-  2  corruption, or any error (bad path, I/O failure, bad arguments)";
+  2  corruption the mode does not allow, or any error (bad path, I/O
+     failure, bad arguments)";
 
 /// Inspect, check and benchmark ironwal / kevo write-ahead logs.
 #[derive(Debug, Parser)]
@@ -27,6 +28,12 @@ enum Command {
     Dump(cmd::dump::Args),
     /// Check a log and print its recovery report.
     Verify(cmd::verify::Args),
+    /// Summarise a log: segments, operations, sizes, batches, damage.
+    Stats(cmd::stats::Args),
+    /// Copy every intact entry of a damaged log into a new log.
+    Repair(cmd::repair::Args),
+    /// Print entries as a live writer appends them (like tail -f).
+    Tail(cmd::tail::Args),
     /// Write a workload into a fresh log, replay it, and print throughput.
     Bench(cmd::bench::Args),
 }
@@ -36,6 +43,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dump(args) => cmd::dump::run(&args),
         Command::Verify(args) => cmd::verify::run(&args),
+        Command::Stats(args) => cmd::stats::run(&args),
+        Command::Repair(args) => cmd::repair::run(&args),
+        Command::Tail(args) => cmd::tail::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
     };
     match result {

@@ -3,7 +3,7 @@
 use std::io;
 
 use clap::ValueEnum;
-use ironwal::{EntryRef, RecoveryMode};
+use ironwal::{EntryRef, RecoveryMode, RecoveryReport, SegmentId};
 use serde::Serialize;
 
 /// A recovery mode as a command-line value.
@@ -72,4 +72,69 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
                 .and_then(|e| e.io_error_kind())
                 == Some(io::ErrorKind::BrokenPipe)
     })
+}
+
+/// A progress bar on stderr, shown only when stderr is a terminal and the
+/// output is not JSON; otherwise every call does nothing.
+pub struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// A bar counting bytes up to `total`.
+    pub fn bytes(total: u64, json: bool, message: &'static str) -> Self {
+        Self::new(
+            total,
+            json,
+            message,
+            "{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})",
+        )
+    }
+
+    /// A bar counting items up to `total`.
+    pub fn items(total: u64, json: bool, message: &'static str) -> Self {
+        Self::new(total, json, message, "{msg} [{bar:40}] {pos}/{len} ({eta})")
+    }
+
+    fn new(total: u64, json: bool, message: &'static str, template: &str) -> Self {
+        use std::io::IsTerminal;
+        if json || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message);
+        Progress(Some(bar))
+    }
+
+    /// Moves the bar to `position`.
+    pub fn set(&self, position: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(position);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Whether a single file given by the user is plainly not a log: its name
+/// is not a segment name and not one valid record was found in it.
+pub fn not_a_log(path: &std::path::Path, report: &RecoveryReport) -> bool {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(SegmentId::parse)
+        .is_some();
+    path.is_file()
+        && !named
+        && report.entries == 0
+        && report
+            .segments
+            .iter()
+            .all(|s| s.valid_len == 0 && s.len > 0)
 }

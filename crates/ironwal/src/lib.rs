@@ -60,6 +60,7 @@ mod metrics;
 mod options;
 mod reader;
 mod recovery;
+mod salvage;
 mod segment;
 mod seq;
 mod wal;
@@ -74,6 +75,7 @@ pub use recovery::{
     DropCause, DroppedRange, Entry, EntryRef, Item, LogReader, RecoveryMode, RecoveryReport,
     SegmentReport, UnknownMode,
 };
+pub use salvage::{salvage, salvage_with, SalvageReport};
 pub use segment::SegmentId;
 pub use seq::Seq;
 pub use wal::{Durable, SegmentInfo, Wal};

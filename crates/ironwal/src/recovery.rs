@@ -236,9 +236,15 @@ pub struct Item<'a> {
     arena: &'a [u8],
     slots: &'a [Slot],
     batch: bool,
+    segment: &'a Path,
 }
 
 impl<'a> Item<'a> {
+    /// The segment file the item was read from.
+    pub fn segment(&self) -> &'a Path {
+        self.segment
+    }
+
     /// Whether the operations were written as one batch.
     pub fn is_batch(&self) -> bool {
         self.batch
@@ -434,6 +440,7 @@ impl LogReader {
             arena: self.asm.arena(),
             slots,
             batch: self.item_is_batch,
+            segment: &self.path,
         }))
     }
 

@@ -15,6 +15,8 @@ use ironwal::storage::{DirLock, FsStorage, OpenMode, PathKind, Storage, StorageF
 use ironwal::{Options, Seq, SyncPolicy, Wal, WriteBatch};
 use serde::Serialize;
 
+use crate::output::Progress;
+
 /// Write a workload into a fresh log with the default options (unless told
 /// otherwise), reopen and replay it, and print append and replay throughput.
 ///
@@ -204,8 +206,15 @@ fn append_workload(wal: &Arc<Wal>, args: &Args) -> Result<(Duration, Vec<u64>)> 
             })
         })
         .collect();
+    let first = wal.last_seq().get();
     barrier.wait();
     let started = Instant::now();
+    let progress = Progress::items(args.entries, args.json, "appending");
+    while !handles.iter().all(|h| h.is_finished()) {
+        progress.set(wal.last_seq().get() - first);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    progress.finish();
     let mut latencies = Vec::with_capacity(usize::try_from(args.entries).unwrap_or(0));
     for handle in handles {
         match handle.join() {

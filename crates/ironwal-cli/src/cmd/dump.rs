@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use ironwal::{DropCause, LogReader, RecoveryMode, Seq};
 
-use crate::output::{escape, JsonEntry, Mode};
+use crate::output::{escape, not_a_log, JsonEntry, Mode};
 
 /// Print the entries of a log directory or one `.wal` file, in order,
 /// batches flattened into their operations. Reads only: never locks,
@@ -58,6 +58,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
     out.flush()?;
     let report = reader.report();
+    if not_a_log(&args.path, report) {
+        eprintln!(
+            "ironwal: {}: no valid record found: not a write-ahead log segment",
+            args.path.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     for range in &report.dropped {
         let what = match (range.cause, mode) {
             (DropCause::TornTail, _) => "dropped torn tail",

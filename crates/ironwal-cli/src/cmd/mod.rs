@@ -2,4 +2,7 @@
 
 pub mod bench;
 pub mod dump;
+pub mod repair;
+pub mod stats;
+pub mod tail;
 pub mod verify;

@@ -8,7 +8,7 @@ use anyhow::Result;
 use ironwal::{DropCause, Error, LogReader, RecoveryMode, RecoveryReport};
 use serde::Serialize;
 
-use crate::output::Mode;
+use crate::output::{not_a_log, Mode, Progress};
 
 /// Read a whole log under a recovery mode and print what recovery finds.
 /// Reads only: never locks, truncates or modifies the log.
@@ -99,18 +99,27 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let mode = RecoveryMode::from(args.mode);
     let (report, error) = match LogReader::open(&args.path, mode) {
         Ok(mut reader) => {
+            let progress = Progress::bytes(reader.total_len().unwrap_or(0), args.json, "verifying");
+            let mut entries = 0u64;
             let error = loop {
                 match reader.next_entry() {
                     Ok(Some(_)) => {}
                     Ok(None) => break None,
                     Err(e) => break Some(e),
                 }
+                entries += 1;
+                if entries.is_multiple_of(4096) {
+                    progress.set(reader.position());
+                }
             };
+            progress.finish();
             (Some(reader.report().clone()), error)
         }
         Err(e) => (None, Some(e)),
     };
+    let not_a_log = report.as_ref().is_some_and(|r| not_a_log(&args.path, r));
     let status = match (&error, &report) {
+        _ if not_a_log => Status::Error,
         (Some(Error::Corruption { .. }), _) => Status::Corrupt,
         (Some(_), _) | (None, None) => Status::Error,
         (None, Some(r)) if r.has_corruption() => Status::Corrupt,
@@ -184,22 +193,32 @@ fn to_json(
         ignored_segments: report
             .map(|r| r.ignored_segments.iter().map(|p| display(p)).collect())
             .unwrap_or_default(),
-        error: error.map(|e| match e {
-            Error::Corruption {
-                segment, offset, ..
-            } => JsonError {
-                message: e.to_string(),
-                segment: Some(display(segment)),
-                offset: Some(*offset),
-            },
-            _ => JsonError {
-                message: e.to_string(),
-                segment: None,
-                offset: None,
-            },
-        }),
+        error: error
+            .map(|e| match e {
+                Error::Corruption {
+                    segment, offset, ..
+                } => JsonError {
+                    message: e.to_string(),
+                    segment: Some(display(segment)),
+                    offset: Some(*offset),
+                },
+                _ => JsonError {
+                    message: e.to_string(),
+                    segment: None,
+                    offset: None,
+                },
+            })
+            .or_else(|| {
+                (status == Status::Error).then(|| JsonError {
+                    message: NOT_A_LOG.to_owned(),
+                    segment: None,
+                    offset: None,
+                })
+            }),
     }
 }
+
+const NOT_A_LOG: &str = "no valid record found: this is not a write-ahead log segment";
 
 fn print_human(
     out: &mut impl Write,
@@ -257,6 +276,8 @@ fn print_human(
     }
     if let Some(error) = error {
         writeln!(out, "error:    {error}")?;
+    } else if status == Status::Error {
+        writeln!(out, "error:    {NOT_A_LOG}")?;
     }
     let verdict = match status {
         Status::Clean => "clean",

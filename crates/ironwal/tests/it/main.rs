@@ -9,5 +9,6 @@ mod fragments;
 mod garbage;
 mod prealloc;
 mod proptests;
+mod salvage;
 mod torn_tail;
 mod wal_behaviour;

@@ -1,64 +1,12 @@
-//! The `ironwal` binary, run as a user would run it.
+//! dump, verify and bench.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use ironwal::{Options, SyncPolicy, Wal};
 use serde_json::Value;
 
-fn ironwal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ironwal"))
-        .args(args)
-        .output()
-        .expect("run ironwal")
-}
-
-fn compat_dir() -> PathBuf {
-    match std::env::var_os("IRONWAL_COMPAT_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat"),
-    }
-}
-
-/// Every compat vector: its directory and manifest.
-fn vectors() -> Vec<(PathBuf, Value)> {
-    let root = compat_dir();
-    let mut out: Vec<(PathBuf, Value)> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("the compat vectors must be at {}: {e}", root.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|dir| dir.join("manifest.json").is_file())
-        .map(|dir| {
-            let manifest =
-                serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-            (dir, manifest)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(!out.is_empty());
-    out
-}
-
-fn json_lines(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8(stdout.to_vec())
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
-        .collect()
-}
-
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| {
-            let bytes = std::fs::read(&p).unwrap();
-            (p, bytes)
-        })
-        .collect();
-    files.sort();
-    files
-}
+use crate::common::{ironwal, json_lines, snapshot, vectors};
 
 #[test]
 fn dump_json_prints_every_vector_exactly_as_its_manifest() {

@@ -1,0 +1,75 @@
+//! `ironwal tail`: print entries as another process appends them.
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use ironwal::{EntryRef, Follower, Seq};
+
+use crate::output::{escape, JsonEntry};
+
+/// Print the entries of a live log directory, like `tail -f`, without
+/// taking the writer's lock: follows rotation to new segments and restarts
+/// of the writer. Without `--follow`, prints what is there and exits.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A log directory.
+    pub path: PathBuf,
+    /// Print only entries with this sequence number or above.
+    #[arg(long, value_name = "SEQ")]
+    pub from: Option<u64>,
+    /// Keep waiting for new entries (until interrupted).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// One JSON object per line, as `dump --json` prints them.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    ensure!(
+        !args.path.is_file(),
+        "{} is a file; tail follows a log directory",
+        args.path.display()
+    );
+    ensure!(
+        args.follow || args.path.is_dir(),
+        "{} does not exist",
+        args.path.display()
+    );
+    let mut follower = Follower::open(&args.path, Seq::new(args.from.unwrap_or(0)))?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    loop {
+        // Print everything there is, then flush before waiting.
+        while let Some(entry) = follower.try_next()? {
+            print(&mut out, &entry, args.json)?;
+        }
+        out.flush()?;
+        if !args.follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(entry) = follower.next_timeout(Duration::from_millis(200))? {
+            print(&mut out, &entry, args.json)?;
+        }
+    }
+}
+
+fn print(out: &mut impl Write, entry: &EntryRef<'_>, json: bool) -> Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, &JsonEntry::from(entry))?;
+        out.write_all(b"\n")?;
+    } else {
+        let value = entry.value.map_or_else(|| "-".to_owned(), escape);
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            entry.seq,
+            entry.op.as_str(),
+            escape(entry.key),
+            value
+        )?;
+    }
+    Ok(())
+}

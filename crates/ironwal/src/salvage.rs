@@ -1,0 +1,151 @@
+//! Salvage: copy every intact entry of a damaged log into a new, clean log.
+//!
+//! The source is read under `SkipCorrupted`; each segment's intact items
+//! are re-encoded, with their original sequence numbers and batches kept
+//! whole, into a segment of the same name in the destination. The source is
+//! never modified. The result reads clean in every recovery mode.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::entry::MAX_FIELD_LEN;
+use crate::format::{encode_batch, encode_entry};
+use crate::recovery::{DroppedRange, LogReader, RecoveryMode, RecoveryReport};
+use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
+use crate::write_batch::WriteBatch;
+
+/// What [`salvage`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// The source read under `SkipCorrupted`: every skipped range is in
+    /// `source.dropped`.
+    pub source: RecoveryReport,
+    /// Segment files written to the destination.
+    pub written: Vec<PathBuf>,
+    /// Operations copied.
+    pub entries: u64,
+}
+
+impl SalvageReport {
+    /// The byte ranges of the source that were not copied.
+    pub fn skipped(&self) -> &[DroppedRange] {
+        &self.source.dropped
+    }
+}
+
+/// Copies every intact entry of the log at `source` (a directory or one
+/// segment file) into a new log in `dest`, which must be absent or empty,
+/// on the real file system.
+pub fn salvage(source: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<SalvageReport> {
+    salvage_with(default_storage(), source, dest)
+}
+
+/// [`salvage`] through `storage`.
+pub fn salvage_with(
+    storage: Arc<dyn Storage>,
+    source: impl AsRef<Path>,
+    dest: impl AsRef<Path>,
+) -> Result<SalvageReport> {
+    let dest = dest.as_ref();
+    match storage.kind_of(dest).map_err(Error::io(dest))? {
+        PathKind::Missing => {}
+        PathKind::Dir if storage.list(dest).map_err(Error::io(dest))?.is_empty() => {}
+        _ => {
+            let source = std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the destination must be absent or empty",
+            );
+            return Err(Error::Io {
+                path: dest.to_path_buf(),
+                source,
+            });
+        }
+    }
+    storage.create_dir_all(dest).map_err(Error::io(dest))?;
+    let mut reader =
+        LogReader::open_with(Arc::clone(&storage), source, RecoveryMode::SkipCorrupted)?;
+    let mut out: Option<Output> = None;
+    let mut written = Vec::new();
+    let mut entries = 0;
+    let mut buf = Vec::new();
+    let mut batch = WriteBatch::new();
+    while let Some(item) = reader.next_item()? {
+        // Items come segment by segment; each goes to the segment of the
+        // same name in the destination.
+        let name = item.segment().file_name().map(PathBuf::from);
+        let path = dest.join(name.unwrap_or_else(|| PathBuf::from("00000000000000000000.wal")));
+        if out.as_ref().is_none_or(|o| o.path != path) {
+            if let Some(done) = out.take() {
+                done.finish()?;
+            }
+            let file = storage
+                .open(&path, OpenMode::CreateNew)
+                .map_err(Error::io(&path))?;
+            written.push(path.clone());
+            out = Some(Output { path, file, len: 0 });
+        }
+        buf.clear();
+        let too_large = |e: crate::format::TooLarge| Error::TooLarge {
+            what: "entry",
+            len: e.len,
+            max: MAX_FIELD_LEN,
+        };
+        let mut ops = item.iter();
+        let first = ops.next();
+        match (first, item.is_batch()) {
+            (Some(op), false) => {
+                encode_entry(
+                    &mut buf,
+                    op.op,
+                    op.seq.get(),
+                    op.key,
+                    op.value.unwrap_or_default(),
+                )
+                .map_err(too_large)?;
+            }
+            (Some(op), true) => {
+                batch.clear();
+                for op in std::iter::once(op).chain(ops) {
+                    match op.op {
+                        crate::Op::Put => batch.put(op.key, op.value.unwrap_or_default()),
+                        crate::Op::Delete => batch.delete(op.key),
+                        crate::Op::Merge => batch.merge(op.key, op.value.unwrap_or_default()),
+                    };
+                }
+                let (encoded, count) = batch.encoded()?;
+                encode_batch(&mut buf, op.seq.get(), count, encoded).map_err(too_large)?;
+            }
+            (None, _) => continue,
+        }
+        entries += item.len() as u64;
+        if let Some(out) = &mut out {
+            out.file
+                .write_all_at(&buf, out.len)
+                .map_err(Error::io(&out.path))?;
+            out.len += buf.len() as u64;
+        }
+    }
+    if let Some(done) = out.take() {
+        done.finish()?;
+    }
+    storage.sync_dir(dest).map_err(Error::io(dest))?;
+    Ok(SalvageReport {
+        source: reader.report().clone(),
+        written,
+        entries,
+    })
+}
+
+/// A destination segment being written.
+struct Output {
+    path: PathBuf,
+    file: Arc<dyn StorageFile>,
+    len: u64,
+}
+
+impl Output {
+    fn finish(self) -> Result<()> {
+        self.file.sync_data().map_err(Error::io(&self.path))
+    }
+}
