@@ -25,28 +25,108 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # The pieces
+//! # Guide
 //!
-//! * [`Wal`] appends (`put`, `delete`, `merge`, `write_batch`) from any number
-//!   of threads, under a [`SyncPolicy`]; concurrent appenders under
-//!   [`SyncPolicy::Always`] share fsyncs.
-//! * [`LogReader`] reads a log directory or one segment file without locking
-//!   or modifying it, under a [`RecoveryMode`], and produces a
-//!   [`RecoveryReport`].
-//! * [`format`] encodes and decodes the bytes, with no I/O at all.
-//! * [`storage`] is the file-system seam: the real file system by default,
-//!   an in-memory one for tests, or your own.
+//! ## Opening a log
 //!
-//! # Recovery
+//! [`Wal::open`] creates the directory if needed, takes an exclusive lock on
+//! it (a second opener, in this process or another, gets
+//! [`Error::Locked`]), recovers the segments, truncates a torn tail and
+//! continues after the highest recovered sequence. [`Options`] holds every
+//! knob with a documented default; [`Wal::recovery_report`] says what
+//! recovery found. A `Wal` is `Send + Sync`: share it with `Arc`.
+//!
+//! ## Appending
+//!
+//! [`Wal::put`], [`Wal::delete`], [`Wal::merge`] and [`Wal::write_batch`]
+//! take `&self` and return the sequence number once the entry is as durable
+//! as the [`SyncPolicy`] promises. Sequence numbers follow file order
+//! without gaps. A failed write or fsync *poisons* the log: that append and
+//! every later one fail ([`Error::Poisoned`]), because the log can no
+//! longer tell what reached the disk. Async code uses
+//! [`Wal::put_nowait`] and awaits [`Wal::durable`], which needs no thread
+//! per pending write:
+//!
+//! ```
+//! # fn main() -> Result<(), ironwal::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # use ironwal::{Options, Wal};
+//! let wal = Wal::open(dir.path(), Options::default())?;
+//! let seqs: Vec<_> = (0..10u32).map(|i| wal.put_nowait(&i.to_be_bytes(), b"v")).collect::<Result<_, _>>()?;
+//! wal.wait_durable(*seqs.last().unwrap())?; // or `wal.durable(seq).await?`
+//! # Ok(()) }
+//! ```
+//!
+//! ## Batches
+//!
+//! A [`WriteBatch`] is written as one entry covered by one checksum: after a
+//! crash it is there whole or not at all, and readers never yield part of
+//! one.
+//!
+//! ## Sync policies and what survives a crash
+//!
+//! | policy | an append returns when | after power loss you may lose |
+//! |---|---|---|
+//! | [`SyncPolicy::Always`] (default) | its entry is fdatasynced (shared with concurrent appenders: group commit) | nothing acknowledged |
+//! | [`SyncPolicy::Bytes(n)`](SyncPolicy::Bytes) | buffered; a sync runs every `n` bytes | up to `n` bytes (plus an entry) of acknowledged appends |
+//! | [`SyncPolicy::Interval(d)`](SyncPolicy::Interval) | buffered; a background sync runs every `d` | up to `d` of acknowledged appends |
+//! | [`SyncPolicy::Never`] | buffered | everything since the last [`Wal::sync`] |
+//!
+//! [`Wal::durable_seq`] tells, under any policy, what is already safe. After
+//! a crash of the process alone (the machine stays up), everything written
+//! to the operating system survives; [`Wal::flush`] hands buffered appends
+//! to it. Under `Always`, segments are preallocated with zeros so each
+//! fdatasync overwrites allocated blocks ([`Options::preallocate`]).
+//!
+//! ## Recovery modes
 //!
 //! A crash can tear only the end of the log. So on open, a bad record (or an
 //! incomplete entry) with no valid record anywhere after it is a torn write:
 //! under the default [`RecoveryMode::TolerateTornTail`] it is dropped,
-//! reported and truncated. Damage with valid records after it is corruption,
-//! and opening fails with [`Error::Corruption`] naming the segment and byte
-//! offset rather than silently dropping acknowledged data.
-//! [`RecoveryMode::PointInTime`] and [`RecoveryMode::SkipCorrupted`] choose
-//! otherwise, and report everything they drop.
+//! reported and truncated. Damage with valid records after it is
+//! corruption, and opening fails with [`Error::Corruption`] naming the
+//! segment and byte offset rather than silently dropping acknowledged data.
+//! [`RecoveryMode::Strict`] refuses any invalid byte;
+//! [`RecoveryMode::PointInTime`] ends the log at the first damage (moving
+//! the rest aside into `*.corrupt` files, never deleting it);
+//! [`RecoveryMode::SkipCorrupted`] skips damage and reports it, for salvage
+//! ([`salvage`] copies every intact entry into a new log).
+//!
+//! ## Reading
+//!
+//! [`Wal::replay`] reads an open log from any sequence; [`LogReader`] reads
+//! any log directory or segment file without locking or writing, under a
+//! recovery mode, with a [`RecoveryReport`]. Both borrow each entry from a
+//! reused buffer ([`LogReader::next_entry`]) or hand out owned [`Entry`]s as
+//! an iterator; memory stays bounded by the largest entry.
+//!
+//! ## Retention
+//!
+//! Once a checkpoint covers everything below some sequence,
+//! [`Wal::remove_segments_before`] deletes the whole segments that hold
+//! nothing newer; never the active segment, and never the last segment
+//! holding entries while the active one holds none durable (so the log
+//! cannot lose its place in the sequence).
+//!
+//! ## Following a live log
+//!
+//! A [`Follower`] reads a log another process is appending to, without its
+//! lock, across rotations and restarts: a replica or a change-data-capture
+//! consumer waits on [`Follower::next_timeout`].
+//!
+//! ## Observability
+//!
+//! [`Wal::metrics`] returns counters to export (appends, bytes, fsyncs,
+//! group commit sizes, fsync latency histogram, segments). Recovery,
+//! rotation, truncation and I/O failures are reported as `tracing` events.
+//!
+//! ## Storage
+//!
+//! All file access goes through the [`storage::Storage`] trait: the real
+//! file system by default, [`storage::MemStorage`] for tests, or your own
+//! (the crash-safety suite plugs in one that loses power).
+//!
+//! The on-disk format is described byte by byte in `docs/format.md`.
 
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]

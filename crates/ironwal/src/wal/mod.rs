@@ -79,6 +79,7 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Wal> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
+        let _span = tracing::info_span!("ironwal_open", dir = %dir.display()).entered();
         let storage = Arc::clone(&options.storage);
         storage.create_dir_all(&dir).map_err(Error::io(&dir))?;
         let lock = lock_dir(&*storage, &dir)?;

@@ -510,3 +510,54 @@ fn fragmented_entries_never_span_two_segments() {
     assert!(report.is_clean());
     assert!(got == want);
 }
+
+fn unhex(text: &str) -> Vec<u8> {
+    text.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_worked_examples_in_docs_format_md_are_what_the_encoder_writes() {
+    use ironwal::format::{encode_batch, encode_header_batch};
+    let mut put = Vec::new();
+    encode_entry(&mut put, Op::Put, 1, b"apple", b"red").unwrap();
+    assert_eq!(
+        put,
+        unhex("d3 91 30 1a 19 00 01 01 01 00 00 00 00 00 00 00 05 00 00 00 61 70 70 6c 65 03 00 00 00 72 65 64")
+    );
+    let mut delete = Vec::new();
+    encode_entry(&mut delete, Op::Delete, 2, b"pear", b"").unwrap();
+    assert_eq!(
+        delete,
+        unhex("42 a9 f7 f9 11 00 01 02 02 00 00 00 00 00 00 00 04 00 00 00 70 65 61 72")
+    );
+    let mut batch = WriteBatch::new();
+    batch.put(b"a", b"1").delete(b"b");
+    let ops: Vec<u8> = unhex("01 01 00 00 00 61 01 00 00 00 31 02 01 00 00 00 62");
+    let mut single = Vec::new();
+    encode_batch(&mut single, 3, 2, &ops).unwrap();
+    assert_eq!(
+        single,
+        unhex(
+            "33 ef c0 4d 2e 00 01 04 03 00 00 00 00 00 00 00 1d 00 00 00 02 00 00 00 03 00 00 00 00 00 00 00 \
+             01 01 00 00 00 61 01 00 00 00 31 02 01 00 00 00 62 00 00 00 00"
+        )
+    );
+    let mut header = Vec::new();
+    encode_header_batch(
+        &mut header,
+        5,
+        &[(Op::Put, b"a", b"1"), (Op::Delete, b"b", b"")],
+    )
+    .unwrap();
+    assert_eq!(
+        header[..20],
+        unhex("8f 93 67 fd 0d 00 01 04 05 00 00 00 00 00 00 00 02 00 00 00")[..]
+    );
+    // The fragmentation example: First 14, Middle 32768, Last 7236.
+    let mut big = Vec::new();
+    encode_entry(&mut big, Op::Put, 1, b"k", &vec![0u8; 40_000]).unwrap();
+    let lens: Vec<usize> = crate::common::records(&big).iter().map(|r| r.len).collect();
+    assert_eq!(lens, [14, 32768, 7236]);
+}
