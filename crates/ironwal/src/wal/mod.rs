@@ -370,7 +370,9 @@ impl Wal {
     }
 
     /// Reads the log's operations with a sequence of at least `from`,
-    /// including everything appended so far (it is flushed first).
+    /// including everything appended so far (it is flushed first). Segments
+    /// that end before `from` are skipped without being read, so reading a
+    /// recent suffix of a long log is cheap.
     pub fn replay(&self, from: Seq) -> Result<LogReader> {
         self.flush()?;
         let st = self.inner.state.lock();
@@ -379,9 +381,11 @@ impl Wal {
             path: meta.path.to_path_buf(),
             limit,
         };
+        // Segments holding nothing at or after `from` need not be read.
         let sources = st
             .sealed
             .iter()
+            .filter(|m| m.last_seq.is_some_and(|last| last >= from.get()))
             .map(|m| source(m, Some(m.len)))
             .chain([source(&st.active.meta, Some(st.active.written))])
             .collect();
