@@ -35,7 +35,11 @@ pub enum RecoveryMode {
     /// included, is reported and ignored.
     PointInTime,
     /// Damaged ranges are skipped and reported; reading resumes at the next
-    /// valid record. For salvage, not for normal operation.
+    /// valid record. For salvage, not for normal operation. One limit: if
+    /// the damage destroys the header record of a kevo header-form batch,
+    /// its surviving later entries carry nothing that marks them as batch
+    /// members and come back as single entries. (ironwal writes batches as
+    /// one record, which this cannot happen to.)
     SkipCorrupted,
 }
 

@@ -65,6 +65,9 @@ pub(super) struct Active {
     pub(super) file: Arc<dyn StorageFile>,
     /// Bytes of the segment handed to the file.
     pub(super) written: u64,
+    /// Bytes of the segment known durable (covered by a successful sync,
+    /// or found on disk when the log was opened).
+    pub(super) synced: u64,
 }
 
 impl Active {
@@ -80,6 +83,7 @@ impl Active {
             meta,
             file: segment.file,
             written: 0,
+            synced: 0,
         }
     }
 }
@@ -117,6 +121,9 @@ pub(super) struct State {
     pub(super) rotating: bool,
     /// Async callers waiting for a sequence to become durable.
     pub(super) waiters: Vec<(u64, Waker)>,
+    /// After a failure during a write-only round: cut the active segment to
+    /// this length once the round ends.
+    cut_pending: Option<u64>,
     /// Threads parked in `wait_for`.
     sleepers: Vec<Sleeper>,
     /// Threads to unpark once the lock is released (kept to reuse its
@@ -158,6 +165,7 @@ impl State {
             requested_seq: highest,
             rotating: false,
             waiters: Vec::new(),
+            cut_pending: None,
             sleepers: Vec::new(),
             to_wake: Vec::new(),
             metrics: Metrics::default(),
@@ -390,15 +398,21 @@ impl Inner {
         st.writing = false;
         let len = data.len() as u64;
         self.recycle(st, data);
+        if let Some(len) = st.cut_pending.take() {
+            // A sync failed while this write ran: cut the file now.
+            self.cut(st, len);
+        }
         if let Err(source) = wrote {
             st.syncing &= !sync;
-            self.fail(st, source);
+            // Remove whatever part of the write reached the file.
+            self.fail(st, source, offset);
             return;
         }
         st.active.written += len;
         st.written_seq = upto;
         st.written_bytes += len;
         let mark = st.written_bytes;
+        let synced_to = st.active.written;
         if !sync {
             st.wake_sleepers();
             self.io_done.notify_all();
@@ -410,9 +424,15 @@ impl Inner {
         let took = started.elapsed();
         st.syncing = false;
         if let Err(source) = synced {
-            self.fail(st, source);
+            // After a failed fdatasync the kernel may drop the unsynced pages
+            // while still showing them to reads: cut back to what is known
+            // durable, so a restarted process does not append after bytes
+            // that may never reach the disk.
+            let durable = st.active.synced;
+            self.fail(st, source, durable);
             return;
         }
+        st.active.synced = st.active.synced.max(synced_to);
         let group = upto.saturating_sub(st.durable_seq);
         let metrics = &mut st.metrics;
         metrics.fsyncs += 1;
@@ -426,15 +446,33 @@ impl Inner {
         self.unpark(st);
     }
 
-    /// Poisons the log after a failed write or sync of the active segment
-    /// and wakes everyone to see it.
-    fn fail(&self, st: &mut MutexGuard<'_, State>, source: std::io::Error) {
+    /// Poisons the log after a failed write or sync of the active segment,
+    /// cuts the segment back to `keep` bytes (the log cannot vouch for what
+    /// follows), and wakes everyone to see the error.
+    fn fail(&self, st: &mut MutexGuard<'_, State>, source: std::io::Error, keep: u64) {
         let path = st.active.meta.path.to_path_buf();
         self.poison(st, Error::Io { path, source });
+        if st.writing {
+            // A write-only round is still running; it cuts when it is done.
+            st.cut_pending = Some(st.cut_pending.map_or(keep, |k| k.min(keep)));
+        } else {
+            self.cut(st, keep);
+        }
         st.wake_waiters();
         st.wake_sleepers();
         self.io_done.notify_all();
         self.unpark(st);
+    }
+
+    /// Truncates the active segment to `len` bytes, best effort (the log is
+    /// poisoned already; this only keeps a restart from building on bytes
+    /// that may not be durable).
+    fn cut(&self, st: &mut State, len: u64) {
+        let file = &st.active.file;
+        if let Err(error) = file.set_len(len).and_then(|()| file.sync_data()) {
+            tracing::warn!(%error, len, "could not cut the failed segment back");
+        }
+        st.active.written = st.active.written.min(len);
     }
 
     /// Returns a written buffer as the spare, shrinking one a huge entry grew.
@@ -496,12 +534,13 @@ impl Inner {
         self.recycle(st, data);
         let result = match (sealed, next) {
             (Err(source), _) => {
-                let path = st.active.meta.path.to_path_buf();
-                self.poison(st, Error::Io { path, source });
+                let durable = st.active.synced;
+                self.fail(st, source, durable);
                 Ok(())
             }
             (Ok(()), next) => {
                 st.active.written += written;
+                st.active.synced = st.active.written;
                 st.written_seq = upto;
                 st.durable_seq = upto;
                 st.requested_seq = st.requested_seq.max(upto);
@@ -538,14 +577,17 @@ impl Inner {
             return Ok(Active::new(segment));
         }
         let storage = &*self.options.storage;
-        create_segment(
+        let segment = create_segment(
             storage,
             &self.dir,
             Some(after),
             None,
             &AtomicBool::new(false),
-        )
-        .map(Active::new)
+        )?;
+        if let Some(preparer) = &self.preparer {
+            preparer.request(segment.id);
+        }
+        Ok(Active::new(segment))
     }
 
     pub(super) fn sync(&self, reach: Reach) -> Result<()> {

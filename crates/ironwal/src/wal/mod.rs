@@ -132,6 +132,7 @@ impl Wal {
                     meta,
                     file,
                     written: last.valid_len,
+                    synced: last.valid_len,
                 }
             }
             (meta, _) => {

@@ -145,17 +145,35 @@ impl Preparer {
         })
     }
 
-    /// The prepared segment, if one named above `after` is ready (waiting for
-    /// one being prepared); asks for the next either way.
+    /// The prepared segment, if one named above `after` is ready (waiting
+    /// for one being prepared), and then asks for the next. Returns `None`
+    /// if preparation failed; the caller creates a segment itself and then
+    /// calls [`Preparer::request`] with its id, so the next prepared segment
+    /// is named after it.
     pub(super) fn take(&self, after: SegmentId) -> Option<NewSegment> {
         let mut st = self.shared.state.lock();
         while (st.busy || st.request.is_some()) && !self.shared.stop.load(Ordering::Relaxed) {
             self.shared.changed.wait(&mut st);
         }
-        let ready = st.ready.take().filter(|segment| segment.id > after);
-        st.request = Some(ready.as_ref().map_or(after, |segment| segment.id));
+        let ready = st.ready.take()?;
+        if ready.id <= after {
+            // Prepared for a rotation that did not use it: an empty segment
+            // that would sit before the active one. Nothing reads it; remove
+            // it rather than leak its space.
+            drop(st);
+            let _ = self.shared.storage.remove_file(&ready.path);
+            return None;
+        }
+        st.request = Some(ready.id);
         self.shared.changed.notify_all();
-        ready
+        Some(ready)
+    }
+
+    /// Asks for a segment named above `after`.
+    pub(super) fn request(&self, after: SegmentId) {
+        let mut st = self.shared.state.lock();
+        st.request = Some(after);
+        self.shared.changed.notify_all();
     }
 
     /// Stops the thread (abandoning a half-filled segment, which reads as an
