@@ -209,7 +209,25 @@ pub fn encode_entry(
     } else {
         0
     };
-    let mut sink = RecordSink::new(out, entry_len(op, key.len(), value.len()), key_len.into());
+    let len = entry_len(op, key.len(), value.len());
+    if len <= MAX_PAYLOAD as u64 {
+        // The common case, one Full record: written in one pass, without
+        // the record cutting.
+        let header_at = out.len();
+        out.reserve(HEADER_SIZE + len as usize);
+        out.extend_from_slice(&[0; HEADER_SIZE]);
+        out.push(op.to_byte());
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&key_len.to_le_bytes());
+        out.extend_from_slice(key);
+        if op.has_value() {
+            out.extend_from_slice(&value_len.to_le_bytes());
+            out.extend_from_slice(value);
+        }
+        finish_full_record(out, header_at);
+        return Ok(());
+    }
+    let mut sink = RecordSink::new(out, len, key_len.into());
     sink.push(&[op.to_byte()]);
     sink.push(&seq.to_le_bytes());
     sink.push(&key_len.to_le_bytes());
@@ -220,6 +238,27 @@ pub fn encode_entry(
     }
     debug_assert!(sink.is_complete());
     Ok(())
+}
+
+/// Fills in the header of the Full record whose header starts at
+/// `header_at` and whose payload runs to the end of `out`.
+fn finish_full_record(out: &mut [u8], header_at: usize) {
+    if let Some((header, payload)) = out
+        .get_mut(header_at..)
+        .and_then(|r| r.split_at_mut_checked(HEADER_SIZE))
+    {
+        let crc = super::record::checksum(payload).to_le_bytes();
+        let len = (payload.len() as u16).to_le_bytes();
+        header.copy_from_slice(&[
+            crc[0],
+            crc[1],
+            crc[2],
+            crc[3],
+            len[0],
+            len[1],
+            RecordType::Full as u8,
+        ]);
+    }
 }
 
 /// A decoded entry, borrowing from the entry bytes.
