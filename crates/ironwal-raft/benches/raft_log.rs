@@ -1,0 +1,186 @@
+//! Raft-log appends with fsync: ironwal-raft against raft-engine (tikv).
+//!
+//! One writer appends batches of 1 to 64 entries, each carrying a 256-byte
+//! value, and waits for each batch to be durable before the next, as a Raft
+//! node's log does. Both stores get the same bytes per entry: the openraft
+//! entry encoded as ironwal-raft encodes it.
+//!
+//! * ironwal-raft: `LogStore::append` through openraft's `blocking_append`
+//!   (callback after ironwal's syncer reports the batch durable).
+//! * raft-engine 0.4: its key-value API, one `LogBatch::put(region, index,
+//!   entry)` per entry and `Engine::write(&mut batch, true)` per batch (its
+//!   `add_entries` needs protobuf message types); batch compression off, as
+//!   the values are random.
+//!
+//! `cargo bench -p ironwal-raft --bench raft_log [-- --seconds S] [--dir D]`
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ironwal_raft::kv::{KvRequest, KvTypeConfig};
+use ironwal_raft::{LogStore, StoreOptions};
+use openraft::storage::RaftLogStorageExt;
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+const BATCHES: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+const VALUE_LEN: usize = 256;
+
+/// A deterministic stream of printable bytes (splitmix64).
+struct Noise(u64);
+
+impl Noise {
+    fn text(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| {
+                self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = self.0;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                char::from(b'!' + ((z ^ (z >> 31)) % 94) as u8)
+            })
+            .collect()
+    }
+}
+
+fn entry(noise: &mut Noise, index: u64) -> Entry<KvTypeConfig> {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(KvRequest::Set {
+            key: format!("k{index}"),
+            value: noise.text(VALUE_LEN),
+        }),
+    }
+}
+
+/// Appends batches of `batch` for `warmup`, then for `measure`; returns
+/// entries per second of the measured part.
+fn run_ironwal(dir: &Path, batch: usize, warmup: Duration, measure: Duration) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut store = LogStore::<KvTypeConfig>::open(dir, StoreOptions::default()).unwrap();
+        let mut noise = Noise(batch as u64);
+        let mut index = 1;
+        // Warm-up, then the measured run.
+        let mut entries_per_sec = 0.0;
+        for (phase, limit) in [(0, warmup), (1, measure)] {
+            let start = Instant::now();
+            let mut appended = 0u64;
+            while start.elapsed() < limit {
+                let entries: Vec<_> = (0..batch as u64)
+                    .map(|i| entry(&mut noise, index + i))
+                    .collect();
+                index += batch as u64;
+                store.blocking_append(entries).await.unwrap();
+                appended += batch as u64;
+            }
+            if phase == 1 {
+                entries_per_sec = appended as f64 / start.elapsed().as_secs_f64();
+            }
+        }
+        store.close().unwrap();
+        entries_per_sec
+    })
+}
+
+fn run_raft_engine(dir: &Path, batch: usize, warmup: Duration, measure: Duration) -> f64 {
+    let config = raft_engine::Config {
+        dir: dir.to_str().expect("a UTF-8 path").to_owned(),
+        batch_compression_threshold: raft_engine::ReadableSize(0),
+        ..raft_engine::Config::default()
+    };
+    let engine = raft_engine::Engine::open(config).unwrap();
+    let mut noise = Noise(batch as u64);
+    let mut index = 1u64;
+    let mut log_batch = raft_engine::LogBatch::default();
+    let mut entries_per_sec = 0.0;
+    for (phase, limit) in [(0, warmup), (1, measure)] {
+        let start = Instant::now();
+        let mut appended = 0u64;
+        while start.elapsed() < limit {
+            for _ in 0..batch {
+                let value = postcard::to_allocvec(&entry(&mut noise, index)).unwrap();
+                log_batch
+                    .put(1, index.to_be_bytes().to_vec(), value)
+                    .unwrap();
+                index += 1;
+            }
+            engine.write(&mut log_batch, true).unwrap();
+            appended += batch as u64;
+        }
+        if phase == 1 {
+            entries_per_sec = appended as f64 / start.elapsed().as_secs_f64();
+        }
+    }
+    entries_per_sec
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut seconds = 2.0f64;
+    let mut rounds = 3usize;
+    let mut base: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--seconds S")
+            }
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--rounds N")
+            }
+            "--dir" => base = args.next().map(PathBuf::from),
+            _ => {} // `cargo bench` passes `--bench`
+        }
+    }
+    let measure = Duration::from_secs_f64(seconds);
+    let warmup = Duration::from_secs_f64(seconds / 4.0);
+    let scratch = match &base {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    println!(
+        "Raft-log appends, {VALUE_LEN}-byte values, fsync per batch, one writer; \
+         {rounds} rounds of {seconds} s per case, median ({})",
+        scratch.path().display()
+    );
+    // Rounds interleave the two stores, so that a noisy neighbour on the
+    // machine hurts both alike.
+    let mut results = vec![(Vec::new(), Vec::new()); BATCHES.len()];
+    for round in 0..rounds {
+        for (i, batch) in BATCHES.into_iter().enumerate() {
+            let ours = scratch.path().join(format!("ironwal-{batch}-{round}"));
+            let a = run_ironwal(&ours, batch, warmup, measure);
+            let theirs = scratch.path().join(format!("raft-engine-{batch}-{round}"));
+            let b = run_raft_engine(&theirs, batch, warmup, measure);
+            eprintln!("round {round} batch {batch}: ironwal-raft {a:.0}/s, raft-engine {b:.0}/s");
+            results[i].0.push(a);
+            results[i].1.push(b);
+            std::fs::remove_dir_all(&ours).unwrap();
+            std::fs::remove_dir_all(&theirs).unwrap();
+        }
+    }
+    println!(
+        "{:>6} {:>16} {:>16} {:>8}",
+        "batch", "ironwal-raft/s", "raft-engine/s", "ratio"
+    );
+    for (batch, (ours, theirs)) in BATCHES.into_iter().zip(&mut results) {
+        let (ours, theirs) = (median(ours), median(theirs));
+        println!(
+            "{batch:>6} {ours:>16.0} {theirs:>16.0} {:>7.2}x",
+            ours / theirs
+        );
+    }
+}

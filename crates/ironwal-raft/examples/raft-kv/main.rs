@@ -1,0 +1,160 @@
+//! raft-kv: a replicated key-value store, three nodes (or more) on one
+//! machine, with ironwal as each node's Raft log.
+//!
+//! ```text
+//! cargo build --release -p ironwal-raft --example raft-kv
+//! bin=target/release/examples/raft-kv
+//! $bin node --id 1 --addr 127.0.0.1:21001 --dir /tmp/raft-kv/1 &
+//! $bin node --id 2 --addr 127.0.0.1:21002 --dir /tmp/raft-kv/2 &
+//! $bin node --id 3 --addr 127.0.0.1:21003 --dir /tmp/raft-kv/3 &
+//! $bin init --addr 127.0.0.1:21001 1=127.0.0.1:21001 2=127.0.0.1:21002 3=127.0.0.1:21003
+//! $bin put --addr 127.0.0.1:21001 greeting hello
+//! $bin get --addr 127.0.0.1:21002 greeting
+//! $bin status --addr 127.0.0.1:21003
+//! ```
+//!
+//! The protocol is one JSON object per line over TCP (see `rpc.rs`). The
+//! state machine lives in memory: a restarted node rebuilds it from its
+//! ironwal log (openraft re-applies the committed entries), then catches
+//! up from the leader. Snapshots are switched off, so the log is never
+//! purged and a restart always replays it.
+
+mod network;
+mod rpc;
+mod server;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ironwal_raft::kv::{KvRequest, KvStateMachine};
+use ironwal_raft::{LogStore, StoreOptions};
+use openraft::{Config, Raft, SnapshotPolicy};
+use tokio::net::TcpListener;
+
+use crate::rpc::{Conn, Request, Response};
+
+#[derive(Parser)]
+#[command(about = "A replicated key-value store on openraft and ironwal")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a node until killed.
+    Node {
+        #[arg(long)]
+        id: u64,
+        /// Address to listen on (loopback).
+        #[arg(long)]
+        addr: String,
+        /// Directory of the node's ironwal log.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Makes the given nodes a cluster: `ID=ADDR` each.
+    Init {
+        #[arg(long)]
+        addr: String,
+        members: Vec<String>,
+    },
+    /// Sets a key, through the leader.
+    Put {
+        #[arg(long)]
+        addr: String,
+        key: String,
+        value: String,
+    },
+    /// Reads a key from one node's state machine.
+    Get {
+        #[arg(long)]
+        addr: String,
+        key: String,
+    },
+    /// Shows a node's view of the cluster.
+    Status {
+        #[arg(long)]
+        addr: String,
+    },
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Error> {
+    match Args::parse().command {
+        Command::Node { id, addr, dir } => run_node(id, &addr, dir).await,
+        Command::Init { addr, members } => {
+            let mut map = BTreeMap::new();
+            for member in members {
+                let (id, at) = member.split_once('=').ok_or("members are ID=ADDR")?;
+                map.insert(id.parse()?, at.to_owned());
+            }
+            print(&addr, Request::Init(map)).await
+        }
+        Command::Put {
+            mut addr,
+            key,
+            value,
+        } => {
+            // Follow the leader hint once.
+            let request = || {
+                Request::Write(KvRequest::Set {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+            };
+            let response = Conn::connect(&addr).await?.call(&request()).await?;
+            if let Response::NotLeader {
+                leader: Some((_, node)),
+            } = response
+            {
+                addr = node.addr;
+                return print(&addr, request()).await;
+            }
+            println!("{}", serde_json::to_string(&response)?);
+            Ok(())
+        }
+        Command::Get { addr, key } => print(&addr, Request::Read(vec![key])).await,
+        Command::Status { addr } => print(&addr, Request::Status).await,
+    }
+}
+
+async fn print(addr: &str, request: Request) -> Result<(), Error> {
+    let response = Conn::connect(addr).await?.call(&request).await?;
+    println!("{}", serde_json::to_string(&response)?);
+    Ok(())
+}
+
+async fn run_node(id: u64, addr: &str, dir: PathBuf) -> Result<(), Error> {
+    let store = LogStore::open(&dir, StoreOptions::default())?;
+    let recovered = store.recovered().clone();
+    eprintln!("node {id}: recovered {recovered}");
+    let config = Config {
+        cluster_name: "raft-kv".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
+        // The state machine is in memory: keep the whole log so a restart
+        // rebuilds it from there.
+        snapshot_policy: SnapshotPolicy::Never,
+        max_payload_entries: 512,
+        ..Config::default()
+    }
+    .validate()?;
+    let kv = KvStateMachine::new();
+    let raft = Raft::new(id, Arc::new(config), network::Network, store, kv.clone()).await?;
+    let listener = TcpListener::bind(addr).await?;
+    eprintln!("node {id}: listening on {addr}");
+    let node = Arc::new(server::Node {
+        raft,
+        kv,
+        recovered_entries: recovered.entries,
+        recovered: recovered.to_string(),
+    });
+    server::serve(listener, node).await?;
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! The `raft-kv` example as a cluster of three processes on loopback: write
+//! 10,000 keys through the leader, kill the leader (SIGKILL), check that a
+//! new leader is elected and that every acknowledged write is readable on
+//! both survivors, then restart the killed node and check that it catches
+//! up from its own ironwal log (and the leader).
+//!
+//! Needs the example binary, which `cargo test` builds; with a filtered
+//! build (`cargo test --test it`) build it first:
+//! `cargo build -p ironwal-raft --example raft-kv`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const KEYS: usize = 10_000;
+const WRITERS: usize = 32;
+/// The longest any one phase may take.
+const PHASE: Duration = Duration::from_secs(30);
+/// The longest one request may take.
+const CALL: Duration = Duration::from_secs(10);
+
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/raft-kv
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("examples").join("raft-kv");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p ironwal-raft --example raft-kv` (plain `cargo test` builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A connection to a node speaking the example's JSON-lines protocol.
+struct Client {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Client {
+    async fn connect(addr: &str) -> std::io::Result<Client> {
+        let stream = tokio::time::timeout(CALL, TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))?;
+        stream.set_nodelay(true)?;
+        let (read, writer) = stream.into_split();
+        Ok(Client {
+            reader: BufReader::new(read),
+            writer,
+        })
+    }
+
+    /// Sends a request and reads its answer, within `CALL`.
+    async fn call(&mut self, request: &Value) -> std::io::Result<Value> {
+        let exchange = async {
+            let mut line = serde_json::to_vec(request)?;
+            line.push(b'\n');
+            self.writer.write_all(&line).await?;
+            let mut answer = String::new();
+            if self.reader.read_line(&mut answer).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(serde_json::from_str(&answer)?)
+        };
+        tokio::time::timeout(CALL, exchange)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    }
+}
+
+async fn call(addr: &str, request: Value) -> std::io::Result<Value> {
+    Client::connect(addr).await?.call(&request).await
+}
+
+struct Cluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    addrs: Vec<String>,
+    nodes: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    fn start(size: u64) -> Cluster {
+        let addrs = (0..size)
+            .map(|_| {
+                // A free loopback port: bind, note, release.
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                listener.local_addr().unwrap().to_string()
+            })
+            .collect();
+        let mut cluster = Cluster {
+            bin: example_binary(),
+            dir: tempfile::tempdir().unwrap(),
+            addrs,
+            nodes: Vec::new(),
+        };
+        for id in 1..=size {
+            let child = cluster.spawn(id);
+            cluster.nodes.push(Some(child));
+        }
+        cluster
+    }
+
+    fn addr(&self, id: u64) -> &str {
+        &self.addrs[id as usize - 1]
+    }
+
+    fn spawn(&self, id: u64) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{id}.stderr")))
+            .unwrap();
+        Command::new(&self.bin)
+            .args(["node", "--id", &id.to_string(), "--addr", self.addr(id)])
+            .arg("--dir")
+            .arg(self.dir.path().join(format!("node-{id}")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.nodes[id as usize - 1].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn restart(&mut self, id: u64) {
+        let child = self.spawn(id);
+        self.nodes[id as usize - 1] = Some(child);
+    }
+
+    async fn status(&self, id: u64) -> Option<Value> {
+        let answer = call(self.addr(id), json!("Status")).await.ok()?;
+        answer.get("Status").cloned()
+    }
+
+    /// Polls `check` until it returns `Some`, for at most `PHASE`.
+    async fn wait_for<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let start = Instant::now();
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            if start.elapsed() > PHASE {
+                let logs: Vec<String> = (1..=self.addrs.len())
+                    .map(|id| {
+                        let path = self.dir.path().join(format!("node-{id}.stderr"));
+                        format!(
+                            "node {id}: {}",
+                            std::fs::read_to_string(path).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                panic!("timed out waiting for {what}\n{}", logs.join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether node `id` has every key of `keys` with its value.
+    async fn has_all(&self, id: u64, keys: &[usize]) -> bool {
+        let Ok(mut client) = Client::connect(self.addr(id)).await else {
+            return false;
+        };
+        for chunk in keys.chunks(2000) {
+            let names: Vec<String> = chunk.iter().map(|i| format!("key-{i}")).collect();
+            let Ok(answer) = client.call(&json!({ "Read": names })).await else {
+                return false;
+            };
+            let Some(values) = answer.get("Values").and_then(Value::as_array) else {
+                return false;
+            };
+            let all = chunk
+                .iter()
+                .zip(values)
+                .all(|(i, v)| v.as_str() == Some(format!("value-{i}").as_str()));
+            if !all {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.nodes.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Writes `keys` through `leader` from `WRITERS` connections; returns the
+/// keys whose write was acknowledged.
+async fn write_keys(leader: &str, keys: std::ops::Range<usize>) -> Vec<usize> {
+    let next = Arc::new(AtomicUsize::new(keys.start));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let (next, acked, leader, end) = (
+            Arc::clone(&next),
+            Arc::clone(&acked),
+            leader.to_owned(),
+            keys.end,
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&leader).await.unwrap();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    return;
+                }
+                let write = json!({ "Write": { "Set": { "key": format!("key-{i}"), "value": format!("value-{i}") } } });
+                match client.call(&write).await {
+                    Ok(answer) if answer.get("Written").is_some() => acked.lock().push(i),
+                    Ok(answer) => panic!("write of key-{i} refused: {answer}"),
+                    Err(e) => panic!("write of key-{i} failed: {e}"),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut acked = std::mem::take(&mut *acked.lock());
+    acked.sort_unstable();
+    acked
+}
+
+#[test]
+fn three_nodes_survive_the_loss_of_the_leader() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let started = Instant::now();
+        let mut cluster = Cluster::start(3);
+        for id in 1..=3 {
+            cluster
+                .wait_for(&format!("node {id} to answer"), || cluster.status(id))
+                .await;
+        }
+        let members = json!({ "Init": { "1": cluster.addr(1), "2": cluster.addr(2), "3": cluster.addr(3) } });
+        let answer = call(cluster.addr(1), members).await.unwrap();
+        assert_eq!(answer, json!({ "Init": { "Ok": null } }));
+        let leader = cluster
+            .wait_for("a first leader", || async {
+                let status = cluster.status(1).await?;
+                status["leader"].as_u64()
+            })
+            .await;
+
+        let t = Instant::now();
+        let mut acked = write_keys(cluster.addr(leader), 0..KEYS).await;
+        assert_eq!(acked.len(), KEYS);
+        let write_time = t.elapsed();
+        let old_term = cluster.status(leader).await.unwrap()["term"].as_u64().unwrap();
+
+        cluster.kill(leader);
+        let t = Instant::now();
+        let survivors: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+        let new_leader = cluster
+            .wait_for("a new leader", || async {
+                for &id in &survivors {
+                    let status = cluster.status(id).await?;
+                    if status["state"] == "Leader" && status["term"].as_u64()? > old_term {
+                        return Some(id);
+                    }
+                }
+                None
+            })
+            .await;
+        let election_time = t.elapsed();
+        for &id in &survivors {
+            let keys = acked.clone();
+            cluster
+                .wait_for(&format!("node {id} to hold every acknowledged write"), || {
+                    let keys = keys.clone();
+                    let cluster = &cluster;
+                    async move { cluster.has_all(id, &keys).await.then_some(()) }
+                })
+                .await;
+        }
+
+        // Writes while the old leader is down, which it must catch up on.
+        acked.extend(write_keys(cluster.addr(new_leader), KEYS..KEYS + 100).await);
+        cluster.restart(leader);
+        let status = cluster
+            .wait_for("the old leader to restart", || cluster.status(leader))
+            .await;
+        let recovered = status["recovered_entries"].as_u64().unwrap();
+        assert!(
+            recovered >= KEYS as u64,
+            "the restarted node recovered only {recovered} entries from its log: {status}"
+        );
+        let keys = acked.clone();
+        cluster
+            .wait_for("the restarted node to catch up", || {
+                let keys = keys.clone();
+                let cluster = &cluster;
+                async move { cluster.has_all(leader, &keys).await.then_some(()) }
+            })
+            .await;
+        println!(
+            "{KEYS} writes in {write_time:?} ({:.0}/s); new leader {new_leader} elected {election_time:?} \
+             after killing {leader}; restarted node recovered {recovered} entries; total {:?}",
+            KEYS as f64 / write_time.as_secs_f64(),
+            started.elapsed()
+        );
+    });
+}
