@@ -200,9 +200,10 @@ fn append_workload(wal: &Arc<Wal>, args: &Args) -> Result<(Duration, Vec<u64>)> 
             let wal = Arc::clone(wal);
             let barrier = Arc::clone(&barrier);
             let value_size = args.value_size;
-            std::thread::spawn(move || -> ironwal::Result<Vec<u64>> {
+            std::thread::spawn(move || -> ironwal::Result<(Vec<u64>, Instant)> {
                 barrier.wait();
-                write_share(&wal, w, share, value_size)
+                let latencies = write_share(&wal, w, share, value_size)?;
+                Ok((latencies, Instant::now()))
             })
         })
         .collect();
@@ -212,17 +213,24 @@ fn append_workload(wal: &Arc<Wal>, args: &Args) -> Result<(Duration, Vec<u64>)> 
     let progress = Progress::items(args.entries, args.json, "appending");
     while !handles.iter().all(|h| h.is_finished()) {
         progress.set(wal.last_seq().get() - first);
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     }
     progress.finish();
     let mut latencies = Vec::with_capacity(usize::try_from(args.entries).unwrap_or(0));
+    // The run ends when the last writer finishes, not when this thread,
+    // which polls for the progress bar, notices.
+    let mut finished = started;
     for handle in handles {
         match handle.join() {
-            Ok(result) => latencies.extend(result?),
+            Ok(result) => {
+                let (writer, done) = result?;
+                latencies.extend(writer);
+                finished = finished.max(done);
+            }
             Err(_) => bail!("a writer thread panicked"),
         }
     }
-    Ok((started.elapsed(), latencies))
+    Ok((finished - started, latencies))
 }
 
 fn write_share(wal: &Wal, writer: u64, share: u64, value_size: usize) -> ironwal::Result<Vec<u64>> {

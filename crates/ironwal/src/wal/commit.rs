@@ -14,7 +14,7 @@ use std::future::Future;
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::{JoinHandle, Thread};
@@ -138,6 +138,31 @@ struct Sleeper {
     seq: u64,
     reach: Reach,
     thread: Thread,
+    /// Set before the thread is unparked: `DONE` or `WAKE`.
+    signal: Arc<AtomicU8>,
+}
+
+/// A sleeper's signal: still waiting.
+const WAITING: u8 = 0;
+/// Its sequence reached what it waited for: it may return without taking
+/// the lock again.
+const DONE: u8 = 1;
+/// It must take the lock and look (lead the next round, or collect an error).
+const WAKE: u8 = 2;
+
+thread_local! {
+    /// Each thread's one signal, reused by every wait (no allocation).
+    static SIGNAL: Arc<AtomicU8> = Arc::new(AtomicU8::new(WAITING));
+}
+
+/// Parks until `signal` is set; returns it.
+fn sleep(signal: &AtomicU8) -> u8 {
+    loop {
+        match signal.load(Ordering::Acquire) {
+            WAITING => std::thread::park(),
+            set => return set,
+        }
+    }
 }
 
 impl State {
@@ -191,6 +216,7 @@ impl State {
             .find(|s| !(s.reach == Reach::Synced && s.seq <= covered));
         if let Some(next) = next {
             // It stays registered and removes itself when it runs.
+            next.signal.store(WAKE, Ordering::Release);
             self.to_wake.push(next.thread.clone());
         }
         let poisoned = self.poisoned.is_some();
@@ -202,7 +228,19 @@ impl State {
                     Reach::Synced => s.seq <= durable,
                 }
         });
-        self.to_wake.extend(done.map(|s| s.thread));
+        let signal = if poisoned { WAKE } else { DONE };
+        self.to_wake.extend(done.map(|s| {
+            s.signal.store(signal, Ordering::Release);
+            s.thread
+        }));
+    }
+
+    /// Removes this thread's sleeper entry, if a round did not already.
+    fn unregister(&mut self) {
+        let id = std::thread::current().id();
+        if let Some(i) = self.sleepers.iter().position(|s| s.thread.id() == id) {
+            self.sleepers.swap_remove(i);
+        }
     }
 
     fn io_idle(&self) -> bool {
@@ -316,12 +354,13 @@ impl Inner {
             _ => None,
         };
         if let Some(reach) = reach {
-            self.wait_for(&mut st, last, reach)?;
+            self.wait_released(st, last, reach)?;
         }
         Ok(Seq::new(seq))
     }
 
-    /// Returns once `seq` has reached `reach`, leading I/O rounds as needed.
+    /// Returns once `seq` has reached `reach`, leading I/O rounds as needed;
+    /// the lock is held again on return.
     pub(super) fn wait_for(
         &self,
         st: &mut MutexGuard<'_, State>,
@@ -329,9 +368,52 @@ impl Inner {
         reach: Reach,
     ) -> Result<()> {
         loop {
+            if self.lead_or_register(st, seq, reach)? {
+                return Ok(());
+            }
+            let signal = SIGNAL.with(Arc::clone);
+            if MutexGuard::unlocked(st, || sleep(&signal)) == WAKE {
+                st.unregister();
+            }
+        }
+    }
+
+    /// Like [`Self::wait_for`], but gives up the lock for good: a thread a
+    /// round satisfies returns without taking it again, which spares a
+    /// contended lock acquisition per append when many threads append.
+    fn wait_released<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        seq: u64,
+        reach: Reach,
+    ) -> Result<()> {
+        loop {
+            if self.lead_or_register(&mut st, seq, reach)? {
+                return Ok(());
+            }
+            let signal = SIGNAL.with(Arc::clone);
+            drop(st);
+            if sleep(&signal) == DONE {
+                return Ok(());
+            }
+            st = self.state.lock();
+            st.unregister();
+        }
+    }
+
+    /// One step of waiting: `Ok(true)` if `seq` has reached `reach` (after
+    /// leading rounds of I/O if no one else is); `Ok(false)` once this thread
+    /// is registered to sleep until a round covers it or hands it the lead.
+    fn lead_or_register(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        seq: u64,
+        reach: Reach,
+    ) -> Result<bool> {
+        loop {
             st.check_poisoned()?;
             if st.reached(seq, reach) {
-                return Ok(());
+                return Ok(true);
             }
             if !st.writing && !st.rotating {
                 let write = st.written_seq < seq;
@@ -341,19 +423,15 @@ impl Inner {
                     continue;
                 }
             }
-            // Park until a round covers us or hands us the lead. Park tokens
-            // make an unpark that comes before the park harmless.
-            let me = std::thread::current();
-            let id = me.id();
+            let signal = SIGNAL.with(Arc::clone);
+            signal.store(WAITING, Ordering::Release);
             st.sleepers.push(Sleeper {
                 seq,
                 reach,
-                thread: me,
+                thread: std::thread::current(),
+                signal,
             });
-            MutexGuard::unlocked(st, std::thread::park);
-            if let Some(i) = st.sleepers.iter().position(|s| s.thread.id() == id) {
-                st.sleepers.swap_remove(i);
-            }
+            return Ok(false);
         }
     }
 
