@@ -17,6 +17,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::error::CorruptionKind;
+use crate::format::entry::OP_BATCH;
 use crate::format::record::{checksum, HeaderProblem};
 use crate::format::{
     decode_entry, EntryView, Op, OpView, RawHeader, RecordType, HEADER_SIZE, MAX_RECORD,
@@ -387,6 +388,9 @@ pub(crate) struct Assembler {
     header_batch: bool,
     /// Sequences still expected by an abandoned header-form batch.
     lost_batch: Option<Range<u64>>,
+    /// The highest sequence any checksum-valid Full or First record names,
+    /// whether or not its entry turned out whole.
+    claimed: Option<u64>,
 }
 
 impl Assembler {
@@ -440,8 +444,47 @@ impl Assembler {
         &self.arena
     }
 
+    /// The highest sequence a checksum-valid record has named so far.
+    pub(crate) fn claimed(&self) -> Option<u64> {
+        self.claimed
+    }
+
+    /// Called when a new segment starts: entries and batches never span
+    /// segments, so nothing of an abandoned batch can follow.
+    pub(crate) fn start_segment(&mut self) {
+        self.lost_batch = None;
+    }
+
+    /// Notes the sequences an entry's first record names: its own, and for
+    /// a batch the last of its operations.
+    fn note_claim(&mut self, payload: &[u8]) {
+        let field = |at: usize| {
+            payload
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        let Some(seq) = payload
+            .get(1..9)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+        else {
+            return;
+        };
+        let count = match (payload.first(), payload.len()) {
+            (Some(&OP_BATCH), 13) => field(9),
+            (Some(&OP_BATCH), _) => field(13),
+            _ => None,
+        };
+        let last = seq.saturating_add(u64::from(count.unwrap_or(1).max(1)) - 1);
+        self.claimed = self.claimed.max(Some(last));
+    }
+
     /// Feeds one valid record.
     pub(crate) fn push(&mut self, offset: u64, kind: RecordType, payload: &[u8]) -> Step {
+        if matches!(kind, RecordType::Full | RecordType::First) {
+            self.note_claim(payload);
+        }
         let orphan = |is_last| Problem {
             offset,
             kind: CorruptionKind::OrphanFragment { is_last },

@@ -147,6 +147,11 @@ pub struct RecoveryReport {
     pub bytes: u64,
     /// Highest sequence recovered.
     pub highest_seq: Option<Seq>,
+    /// Highest sequence any checksum-valid record names, recovered or not
+    /// (a skipped batch's operations count). A log reopened under
+    /// `SkipCorrupted` continues above it, so no new entry can take the
+    /// number of one still in the log.
+    pub claimed_seq: Option<Seq>,
     /// Every range dropped or skipped, in log order.
     pub dropped: Vec<DroppedRange>,
     /// Segments after the recovery point, not read (`PointInTime`).
@@ -162,6 +167,7 @@ impl RecoveryReport {
             batches: 0,
             bytes: 0,
             highest_seq: None,
+            claimed_seq: None,
             dropped: Vec::new(),
             ignored_segments: Vec::new(),
         }
@@ -555,6 +561,7 @@ impl LogReader {
         });
         self.scanner = Some(SegmentScanner::new(file, len));
         self.path.clone_from(&source.path);
+        self.asm.start_segment();
         Ok(())
     }
 
@@ -572,6 +579,7 @@ impl LogReader {
         let item = self.asm.list_ops(self.from, &mut self.slots);
         self.item_is_batch = item.batch;
         let report = &mut self.report;
+        report.claimed_seq = self.asm.claimed().map(Seq::new);
         report.entries += item.ops;
         report.batches += u64::from(item.batch);
         report.bytes += end - start;
@@ -624,6 +632,7 @@ impl LogReader {
     }
 
     fn on_problem(&mut self, problem: Problem) -> Result<()> {
+        self.report.claimed_seq = self.asm.claimed().map(Seq::new);
         let unit = self
             .asm
             .unit_start()

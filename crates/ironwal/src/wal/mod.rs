@@ -151,7 +151,16 @@ impl Wal {
             None => None,
         };
 
-        let highest = report.highest_seq.map_or(0, Seq::get);
+        // Under SkipCorrupted the skipped bytes stay in the log: continue
+        // above every sequence they name too, or a new entry could take the
+        // number of a damaged batch's operation and be read as part of it.
+        let skipped = options.recovery_mode == RecoveryMode::SkipCorrupted;
+        let last = if skipped {
+            report.highest_seq.max(report.claimed_seq)
+        } else {
+            report.highest_seq
+        };
+        let highest = last.map_or(0, Seq::get);
         if highest == u64::MAX {
             return Err(Error::SequenceExhausted);
         }

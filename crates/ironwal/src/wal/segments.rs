@@ -179,8 +179,13 @@ impl Preparer {
     /// Stops the thread (abandoning a half-filled segment, which reads as an
     /// empty one) and waits for it.
     pub(super) fn stop(&self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        self.shared.changed.notify_all();
+        {
+            // Under the lock: the worker checks `stop` under it before it
+            // waits, so this wake-up cannot fall between check and wait.
+            let _st = self.shared.state.lock();
+            self.shared.stop.store(true, Ordering::Relaxed);
+            self.shared.changed.notify_all();
+        }
         if let Some(thread) = self.thread.lock().take() {
             let _ = thread.join();
         }

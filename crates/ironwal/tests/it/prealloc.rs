@@ -196,3 +196,18 @@ fn a_half_prepared_segment_reads_as_empty_and_is_continued() {
     assert!(error.is_none());
     assert_eq!(entries.len(), 2);
 }
+
+#[test]
+fn closing_right_after_opening_never_hangs_on_the_segment_preparer() {
+    // A wake-up to stop the preparer could once fall between its check and
+    // its wait, and close then waited forever.
+    for _ in 0..3000 {
+        let mem = ironwal::storage::MemStorage::new();
+        let options = Options::default()
+            .storage(std::sync::Arc::new(mem))
+            .max_segment_size(4096)
+            .preallocate(true);
+        let wal = Wal::open("/log", options).unwrap();
+        wal.close().unwrap();
+    }
+}
