@@ -14,7 +14,7 @@
 //! damage lies beyond every durable entry: a point-in-time open must then
 //! recover all of them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +22,10 @@ use std::time::Duration;
 use ironwal::{Entry, Error, Options, RecoveryMode, Seq, SyncPolicy, Wal, WriteBatch};
 use parking_lot::Mutex;
 
+use crate::check::{examine, Findings};
 use crate::rng::Rng;
 use crate::sim::{CrashMode, Image, SimStorage};
-use crate::workload::{judge, plan, Key};
+use crate::workload::{append, plan, Key};
 
 const DIR: &str = "/wal";
 
@@ -243,53 +244,7 @@ fn open(
 
 /// Compares a recovered log with the model, then makes it the model.
 fn check(entries: &[Entry], model: &mut Model, tally: &mut Tally, seed: u64, epoch: u32) {
-    let mut wrong = Vec::new();
-    let mut batches: HashMap<(u32, u64), Vec<(u64, Key)>> = HashMap::new();
-    let mut seen = HashMap::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let seq = entry.seq.get();
-        if let Some(prev) = i.checked_sub(1).map(|p| entries[p].seq.get()) {
-            if seq != prev + 1 {
-                wrong.push(format!("sequence {seq} follows {prev}"));
-            }
-        }
-        match judge(entry) {
-            Err(e) => wrong.push(e),
-            Ok(key) => {
-                if let Some(expected) = model.known.get(&seq) {
-                    if *expected != key {
-                        wrong.push(format!("seq {seq} holds {key:?}, not {expected:?}"));
-                    }
-                }
-                if seen.insert(key.encode(), seq).is_some() {
-                    wrong.push(format!("{key:?} appears twice"));
-                }
-                batches
-                    .entry((key.writer, key.serial))
-                    .or_default()
-                    .push((seq, key));
-            }
-        }
-    }
-    for ops in batches.values() {
-        let size = ops[0].1.batch as usize;
-        let whole = ops.len() == size
-            && ops
-                .iter()
-                .enumerate()
-                .all(|(i, (seq, key))| key.index as usize == i && *seq == ops[0].0 + i as u64);
-        if !whole {
-            wrong.push(format!(
-                "batch {:?} recovered as {} of {size} operations",
-                ops[0].1,
-                ops.len()
-            ));
-        }
-    }
-    let present: HashMap<u64, Key> = entries
-        .iter()
-        .filter_map(|e| Some((e.seq.get(), Key::decode(&e.key)?)))
-        .collect();
+    let Findings { present, wrong } = examine(entries, &model.known);
     let required = model
         .known
         .iter()
@@ -379,31 +334,9 @@ fn writer_loop(
             return;
         }
         let keys = plan(&mut rng, writer, serial);
-        let result = match keys.as_slice() {
-            [key] => {
-                let planned = key.planned();
-                let value = planned.value.as_deref().unwrap_or_default();
-                match key.op {
-                    ironwal::Op::Put => wal.put(&planned.key, value),
-                    ironwal::Op::Delete => wal.delete(&planned.key),
-                    ironwal::Op::Merge => wal.merge(&planned.key, value),
-                }
-            }
-            keys => {
-                batch.clear();
-                for key in keys {
-                    let planned = key.planned();
-                    let value = planned.value.as_deref().unwrap_or_default();
-                    match key.op {
-                        ironwal::Op::Put => batch.put(&planned.key, value),
-                        ironwal::Op::Delete => batch.delete(&planned.key),
-                        ironwal::Op::Merge => batch.merge(&planned.key, value),
-                    };
-                }
-                wal.write_batch(&batch)
-            }
+        let Ok(first) = append(wal, &keys, &mut batch) else {
+            return;
         };
-        let Ok(first) = result else { return };
         acks.lock().extend(
             keys.iter()
                 .enumerate()

@@ -63,6 +63,8 @@ pub enum FaultOp {
     SyncDir,
     /// Opening a file with `CreateNew`.
     Create,
+    /// `set_len` (truncating or extending a file).
+    SetLen,
 }
 
 /// What an injected fault does.
@@ -606,7 +608,9 @@ impl StorageFile for SimHandle {
             ));
         }
         let mut st = self.state.lock();
-        st.enter(None)?;
+        if st.enter(Some(FaultOp::SetLen))?.is_some() {
+            return Err(eio());
+        }
         let file = st.file(self.id);
         file.current.resize(len as usize, 0);
         file.pending.push(Pending::SetLen(len));

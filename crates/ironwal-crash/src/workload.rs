@@ -3,7 +3,7 @@
 //! is a function of the key. A checker can therefore judge any entry it
 //! finds in a recovered log without knowing whether it was acknowledged.
 
-use ironwal::{Entry, Op};
+use ironwal::{Entry, Op, Seq, Wal, WriteBatch};
 
 use crate::rng::Rng;
 
@@ -159,6 +159,32 @@ pub fn plan(rng: &mut Rng, writer: u32, serial: u64) -> Vec<Key> {
             }
         })
         .collect()
+}
+
+/// Appends what [`plan`] picked: one operation on its own, several as one
+/// atomic batch (built in `batch`, which is cleared first). Returns the
+/// sequence of the first operation; the others follow it.
+pub fn append(wal: &Wal, keys: &[Key], batch: &mut WriteBatch) -> ironwal::Result<Seq> {
+    if let [key] = keys {
+        let planned = key.planned();
+        let value = planned.value.as_deref().unwrap_or_default();
+        return match key.op {
+            Op::Put => wal.put(&planned.key, value),
+            Op::Delete => wal.delete(&planned.key),
+            Op::Merge => wal.merge(&planned.key, value),
+        };
+    }
+    batch.clear();
+    for key in keys {
+        let planned = key.planned();
+        let value = planned.value.as_deref().unwrap_or_default();
+        match key.op {
+            Op::Put => batch.put(&planned.key, value),
+            Op::Delete => batch.delete(&planned.key),
+            Op::Merge => batch.merge(&planned.key, value),
+        };
+    }
+    wal.write_batch(batch)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The fast tier of the crash-safety suite, run by `cargo test`.
+//! Simulated power loss: the fast tier of the power-loss harness, and proof
+//! that it catches a log that does not sync.
 
 use ironwal_crash::power_loss;
 use ironwal_crash::rng::Rng;
