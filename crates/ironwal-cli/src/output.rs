@@ -50,6 +50,30 @@ impl From<&EntryRef<'_>> for JsonEntry {
     }
 }
 
+/// Prints one entry: a `dump --json` object, or a tab-separated line of
+/// sequence, op, key and value (`-` for a delete).
+pub fn print_entry(
+    out: &mut impl std::io::Write,
+    entry: &EntryRef<'_>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, &JsonEntry::from(entry))?;
+        out.write_all(b"\n")?;
+    } else {
+        let value = entry.value.map_or_else(|| "-".to_owned(), escape);
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            entry.seq,
+            entry.op.as_str(),
+            escape(entry.key),
+            value
+        )?;
+    }
+    Ok(())
+}
+
 /// Bytes as a quoted string: printable ASCII as is, the rest escaped.
 pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use ironwal::{DropCause, LogReader, RecoveryMode, Seq};
 
-use crate::output::{escape, not_a_log, JsonEntry, Mode};
+use crate::output::{not_a_log, print_entry, Mode};
 
 /// Print the entries of a log directory or one `.wal` file, in order,
 /// batches flattened into their operations. Reads only: never locks,
@@ -33,21 +33,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let mut out = BufWriter::with_capacity(256 * 1024, io::stdout().lock());
     loop {
         match reader.next_entry() {
-            Ok(Some(entry)) if args.json => {
-                serde_json::to_writer(&mut out, &JsonEntry::from(&entry))?;
-                out.write_all(b"\n")?;
-            }
-            Ok(Some(entry)) => {
-                let value = entry.value.map_or_else(|| "-".to_owned(), escape);
-                writeln!(
-                    out,
-                    "{}\t{}\t{}\t{}",
-                    entry.seq,
-                    entry.op.as_str(),
-                    escape(entry.key),
-                    value
-                )?;
-            }
+            Ok(Some(entry)) => print_entry(&mut out, &entry, args.json)?,
             Ok(None) => break,
             Err(error) => {
                 out.flush()?;

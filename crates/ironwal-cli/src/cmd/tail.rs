@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use ironwal::{EntryRef, Follower, Seq};
+use ironwal::{Follower, Seq};
 
-use crate::output::{escape, JsonEntry};
+use crate::output::print_entry;
 
 /// Print the entries of a live log directory, like `tail -f`, without
 /// taking the writer's lock: follows rotation to new segments and restarts
@@ -44,32 +44,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     loop {
         // Print everything there is, then flush before waiting.
         while let Some(entry) = follower.try_next()? {
-            print(&mut out, &entry, args.json)?;
+            print_entry(&mut out, &entry, args.json)?;
         }
         out.flush()?;
         if !args.follow {
             return Ok(ExitCode::SUCCESS);
         }
         if let Some(entry) = follower.next_timeout(Duration::from_millis(200))? {
-            print(&mut out, &entry, args.json)?;
+            print_entry(&mut out, &entry, args.json)?;
         }
     }
-}
-
-fn print(out: &mut impl Write, entry: &EntryRef<'_>, json: bool) -> Result<()> {
-    if json {
-        serde_json::to_writer(&mut *out, &JsonEntry::from(entry))?;
-        out.write_all(b"\n")?;
-    } else {
-        let value = entry.value.map_or_else(|| "-".to_owned(), escape);
-        writeln!(
-            out,
-            "{}\t{}\t{}\t{}",
-            entry.seq,
-            entry.op.as_str(),
-            escape(entry.key),
-            value
-        )?;
-    }
-    Ok(())
 }

@@ -157,23 +157,7 @@ impl<'a> RecordSink<'a> {
     }
 
     fn close_record(&mut self) {
-        let record = self
-            .out
-            .get_mut(self.header_at..)
-            .and_then(|r| r.split_at_mut_checked(HEADER_SIZE));
-        if let Some((header, payload)) = record {
-            let crc = super::record::checksum(payload).to_le_bytes();
-            let len = (payload.len() as u16).to_le_bytes();
-            header.copy_from_slice(&[
-                crc[0],
-                crc[1],
-                crc[2],
-                crc[3],
-                len[0],
-                len[1],
-                self.kind as u8,
-            ]);
-        }
+        fill_header(self.out, self.header_at, self.kind);
         if self.after > 0 {
             let room = self.after.min(MAX_PAYLOAD as u64);
             self.after -= room;
@@ -224,7 +208,7 @@ pub fn encode_entry(
             out.extend_from_slice(&value_len.to_le_bytes());
             out.extend_from_slice(value);
         }
-        finish_full_record(out, header_at);
+        fill_header(out, header_at, RecordType::Full);
         return Ok(());
     }
     let mut sink = RecordSink::new(out, len, key_len.into());
@@ -240,24 +224,16 @@ pub fn encode_entry(
     Ok(())
 }
 
-/// Fills in the header of the Full record whose header starts at
+/// Fills in the header of the record of type `kind` whose header starts at
 /// `header_at` and whose payload runs to the end of `out`.
-fn finish_full_record(out: &mut [u8], header_at: usize) {
+fn fill_header(out: &mut [u8], header_at: usize, kind: RecordType) {
     if let Some((header, payload)) = out
         .get_mut(header_at..)
         .and_then(|r| r.split_at_mut_checked(HEADER_SIZE))
     {
         let crc = super::record::checksum(payload).to_le_bytes();
         let len = (payload.len() as u16).to_le_bytes();
-        header.copy_from_slice(&[
-            crc[0],
-            crc[1],
-            crc[2],
-            crc[3],
-            len[0],
-            len[1],
-            RecordType::Full as u8,
-        ]);
+        header.copy_from_slice(&[crc[0], crc[1], crc[2], crc[3], len[0], len[1], kind as u8]);
     }
 }
 
