@@ -57,6 +57,19 @@ pub struct Follower {
     slots: Vec<Slot>,
     next_slot: usize,
     stall: Option<Stall>,
+    /// For a follower made by [`Wal::subscribe`](crate::Wal::subscribe):
+    /// how far the log is durable, and the last value read from it.
+    ceiling: Option<(Ceiling, u64)>,
+}
+
+/// Reads the highest sequence a follower may yield.
+#[derive(Clone)]
+pub(crate) struct Ceiling(pub(crate) Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for Ceiling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ceiling")
+    }
 }
 
 /// The segment being followed.
@@ -87,7 +100,11 @@ impl Follower {
     /// Follows the log in `dir` through `storage`. The directory need not
     /// exist yet.
     pub fn open_with(storage: Arc<dyn Storage>, dir: impl AsRef<Path>, from: Seq) -> Result<Self> {
-        Ok(Follower {
+        Ok(Self::new(storage, dir, from))
+    }
+
+    pub(crate) fn new(storage: Arc<dyn Storage>, dir: impl AsRef<Path>, from: Seq) -> Self {
+        Follower {
             storage,
             dir: dir.as_ref().to_path_buf(),
             from,
@@ -98,7 +115,31 @@ impl Follower {
             slots: Vec::new(),
             next_slot: 0,
             stall: None,
-        })
+            ceiling: None,
+        }
+    }
+
+    /// Yields only entries with a sequence of at most what `ceiling` says
+    /// (read again only when an entry waits above the last value).
+    pub(crate) fn with_ceiling(mut self, ceiling: Ceiling) -> Self {
+        self.ceiling = Some((ceiling, 0));
+        self
+    }
+
+    /// Whether the next entry is at or below the ceiling, if there is one.
+    fn below_ceiling(&mut self) -> bool {
+        let Some(slot) = self.slots.get(self.next_slot) else {
+            return false;
+        };
+        let seq = slot.seq().get();
+        match &mut self.ceiling {
+            None => true,
+            Some((_, seen)) if seq <= *seen => true,
+            Some((ceiling, seen)) => {
+                *seen = (ceiling.0)();
+                seq <= *seen
+            }
+        }
     }
 
     /// How long [`Self::next_timeout`] sleeps between looks (default 10 ms).
@@ -145,7 +186,7 @@ impl Follower {
     /// Whether an entry is ready to take, reading more of the log if not.
     fn ready(&mut self) -> Result<bool> {
         if self.next_slot < self.slots.len() {
-            return Ok(true);
+            return Ok(self.below_ceiling());
         }
         self.slots.clear();
         self.next_slot = 0;
@@ -159,7 +200,7 @@ impl Follower {
             match self.read_segment()? {
                 Progress::Item => {
                     if !self.slots.is_empty() {
-                        return Ok(true);
+                        return Ok(self.below_ceiling());
                     }
                 }
                 Progress::CleanEnd => {

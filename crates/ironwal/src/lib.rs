@@ -112,7 +112,8 @@
 //!
 //! A [`Follower`] reads a log another process is appending to, without its
 //! lock, across rotations and restarts: a replica or a change-data-capture
-//! consumer waits on [`Follower::next_timeout`].
+//! consumer waits on [`Follower::next_timeout`]. In the writer's process,
+//! [`Wal::subscribe`] makes one that yields only entries already durable.
 //!
 //! ## Observability
 //!

@@ -282,6 +282,11 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// The operation's sequence.
+    pub(crate) fn seq(&self) -> Seq {
+        self.seq
+    }
+
     /// The operation, borrowing its bytes from `arena`.
     pub(crate) fn resolve<'a>(&self, arena: &'a [u8]) -> Option<EntryRef<'a>> {
         let key = arena.get(self.key.clone())?;

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::follow::{Ceiling, Follower};
 use crate::format::entry::MAX_FIELD_LEN;
 use crate::format::{encode_batch, encode_entry, Op};
 use crate::metrics::Metrics;
@@ -404,6 +405,44 @@ impl Wal {
             LogReader::from_sources(storage, sources, self.inner.options.recovery_mode)
                 .from_seq(from),
         )
+    }
+
+    /// A [`Follower`] of this log that yields only durable entries, from
+    /// `from` on, as they become durable: what a replica or a
+    /// change-data-capture consumer in this process should read. (A
+    /// follower in another process, like `ironwal tail`, sees entries once
+    /// they are written, before their fsync.)
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ironwal::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
+    /// use ironwal::{Options, Seq, SyncPolicy, Wal};
+    ///
+    /// let wal = Wal::open(dir.path(), Options::default().sync_policy(SyncPolicy::Never))?;
+    /// let mut subscription = wal.subscribe(Seq::ZERO);
+    /// wal.put(b"k", b"v")?;
+    /// wal.flush()?; // written, but not durable yet
+    /// assert!(subscription.try_next()?.is_none());
+    /// wal.sync()?;
+    /// let entry = subscription.next_timeout(Duration::from_secs(5))?.expect("durable now");
+    /// assert_eq!(entry.key, b"k");
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe(&self, from: Seq) -> Follower {
+        let inner = Arc::downgrade(&self.inner);
+        // Once the log is dropped, what is on disk is all there will be.
+        let durable = move || {
+            inner
+                .upgrade()
+                .map_or(u64::MAX, |inner| inner.state.lock().durable_seq)
+        };
+        Follower::new(
+            Arc::clone(&self.inner.options.storage),
+            &self.inner.dir,
+            from,
+        )
+        .with_ceiling(Ceiling(Arc::new(durable)))
     }
 
     /// Retention: deletes the segments, oldest first, whose operations all

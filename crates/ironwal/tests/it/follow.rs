@@ -175,3 +175,34 @@ fn damage_with_data_after_it_is_reported_once_the_grace_period_is_over() {
     assert!(good > 0 && good < 10);
     assert!(matches!(error, Error::Corruption { .. }), "{error}");
 }
+
+#[test]
+fn a_subscription_yields_only_durable_entries() {
+    let store = Store::mem();
+    let wal = Wal::open(store.dir(), store.options().sync_policy(SyncPolicy::Never)).unwrap();
+    let mut subscription = wal.subscribe(Seq::ZERO);
+    for i in 0..10u32 {
+        wal.put(&key(i), b"v").unwrap();
+    }
+    wal.flush().unwrap();
+    let mut plain = Follower::open_with(store.storage(), store.dir(), Seq::ZERO).unwrap();
+    assert_eq!(
+        collect(&mut plain, 10).len(),
+        10,
+        "a plain follower sees written entries"
+    );
+    assert!(
+        subscription.try_next().unwrap().is_none(),
+        "none is durable yet"
+    );
+    wal.sync().unwrap();
+    let got = collect(&mut subscription, 10);
+    assert_eq!(got.last().unwrap().seq, Seq::new(10));
+    wal.put(b"later", b"v").unwrap();
+    wal.flush().unwrap();
+    assert!(subscription.try_next().unwrap().is_none());
+    // Closing syncs it, and a subscription outlives its log.
+    wal.close().unwrap();
+    drop(wal);
+    assert_eq!(collect(&mut subscription, 1)[0].key, b"later");
+}
