@@ -207,3 +207,49 @@ fn metrics_count_appends_fsyncs_and_group_sizes() {
     assert_eq!(m.segments, 1);
     assert!(!m.poisoned);
 }
+
+/// Threads that only need their bytes written (a full buffer under a lazy
+/// policy, `flush`) wait beside threads that need them synced (`sync`):
+/// every round must hand the lead to a thread it did not satisfy, or a
+/// syncing thread can sleep forever once the others finish. The threads
+/// stop one after another, many times over, so that a wake-up missed as the
+/// others leave has nobody to cover for it.
+#[test]
+fn writers_and_syncers_waiting_together_all_finish() {
+    const THREADS: u32 = 8;
+    for round in 0..30u32 {
+        // A real disk: its fsyncs are slow enough for rounds to overlap.
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options::default()
+            .write_buffer_size(64)
+            .sync_policy(SyncPolicy::Never);
+        let wal = Arc::new(Wal::open(dir.path(), options).unwrap());
+        let (done, finished) = std::sync::mpsc::channel();
+        let counts: Vec<u32> = (0..THREADS).map(|t| 5 + (t * 7 + round * 3) % 29).collect();
+        for (t, &count) in counts.iter().enumerate() {
+            let (wal, done) = (Arc::clone(&wal), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..count {
+                    let key = [(t as u32).to_be_bytes(), i.to_be_bytes()].concat();
+                    wal.put(&key, &[7; 80]).unwrap();
+                    match (t as u32 + i + round) % 3 {
+                        0 => wal.sync().unwrap(),
+                        1 => wal.flush().unwrap(),
+                        _ => {}
+                    }
+                }
+                done.send(()).unwrap();
+            });
+        }
+        for _ in 0..THREADS {
+            // A hang detector, not a timing check: a round takes milliseconds.
+            finished
+                .recv_timeout(Duration::from_secs(120))
+                .expect("a waiting thread was never woken");
+        }
+        wal.sync().unwrap();
+        let total: u32 = counts.iter().sum();
+        assert_eq!(wal.durable_seq(), Seq::new(total.into()));
+        assert_eq!(replay_all(&wal).len(), total as usize);
+    }
+}
