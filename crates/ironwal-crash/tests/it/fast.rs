@@ -17,7 +17,7 @@ fn power_loss_never_loses_an_acknowledged_entry() {
     let runs: u64 = std::env::var("IRONWAL_CRASH_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(1_500);
     let tally = power_loss::run_many(seed, runs, None);
     println!("power-loss: first seed {seed}: {tally:?}");
     assert!(
