@@ -81,6 +81,7 @@ struct Setup {
     segment: u64,
     preallocate: bool,
     small_buffer: bool,
+    background_sync: Option<u64>,
     mode: CrashMode,
     epochs: u32,
 }
@@ -99,6 +100,7 @@ impl Setup {
             segment: [2048, 8192, 65536][rng.below(3) as usize],
             preallocate: rng.below(2) == 0,
             small_buffer: rng.below(3) == 0,
+            background_sync: [None, Some(1024), Some(16384), Some(8 << 20)][rng.below(4) as usize],
             mode: CrashMode::ALL[rng.below(3) as usize],
             epochs: 1 + rng.below(3) as u32,
         }
@@ -110,6 +112,7 @@ impl Setup {
             .sync_policy(self.policy)
             .max_segment_size(self.segment)
             .preallocate(self.preallocate)
+            .background_sync_bytes(self.background_sync)
             .recovery_mode(mode);
         if self.small_buffer {
             options.write_buffer_size(1024)

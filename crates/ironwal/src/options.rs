@@ -22,6 +22,9 @@ use crate::storage::{default_storage, Storage};
 /// byte: a crash can then only ever lose a suffix of the log, never a
 /// stretch in the middle with later entries surviving after it (which kevo's
 /// format, allowing gaps between sequence numbers, could not reveal).
+/// Under the lazy policies a background thread also syncs every
+/// [`Options::background_sync_bytes`] written, which only makes more of the
+/// log durable sooner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncPolicy {
     /// Every append returns only once its entry is durable. Concurrent
@@ -32,7 +35,8 @@ pub enum SyncPolicy {
     Bytes(u64),
     /// A background thread flushes and syncs at most this long after a write.
     Interval(Duration),
-    /// Sync only on [`Wal::sync`](crate::Wal::sync) and close. kevo's `SyncNone`.
+    /// Sync only on [`Wal::sync`](crate::Wal::sync), close, sealing a segment
+    /// and every [`Options::background_sync_bytes`]. kevo's `SyncNone`.
     Never,
 }
 
@@ -91,6 +95,16 @@ pub struct Options {
     /// PostgreSQL's `commit_delay`). Trades latency for fewer fsyncs when
     /// many threads append. Default `None`: no delay.
     pub commit_delay: Option<Duration>,
+    /// Under the lazy sync policies, a background thread syncs the log each
+    /// time this many bytes have been written to the active segment since
+    /// its last sync, so the data goes to the disk while appends go on
+    /// rather than all at once when the segment is sealed (which syncs it
+    /// and makes appends wait): like RocksDB's `wal_bytes_per_sync`. These
+    /// are ordinary syncs, so [`Wal::durable_seq`](crate::Wal::durable_seq)
+    /// advances with them and a failure poisons the log. Irrelevant under
+    /// [`SyncPolicy::Always`], and under `Bytes(n)` with `n` below it.
+    /// `None` syncs only as the policy says (and on sealing). Default 8 MiB.
+    pub background_sync_bytes: Option<u64>,
     /// The file system. Default: the real one.
     pub storage: Arc<dyn Storage>,
 }
@@ -104,6 +118,7 @@ impl Default for Options {
             write_buffer_size: 1024 * 1024,
             preallocate: true,
             commit_delay: None,
+            background_sync_bytes: Some(8 * 1024 * 1024),
             storage: default_storage(),
         }
     }
@@ -151,6 +166,12 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::background_sync_bytes`].
+    pub fn background_sync_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.background_sync_bytes = bytes;
+        self
+    }
+
     /// Sets [`Options::storage`].
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
@@ -163,6 +184,11 @@ impl Options {
         }
         if self.write_buffer_size == 0 {
             return Err(Error::InvalidOption("write_buffer_size must be above zero"));
+        }
+        if self.background_sync_bytes == Some(0) {
+            return Err(Error::InvalidOption(
+                "background_sync_bytes must be above zero (None turns it off)",
+            ));
         }
         match self.sync_policy {
             SyncPolicy::Bytes(0) => Err(Error::InvalidOption(

@@ -753,6 +753,37 @@ fn no_policy_acknowledges_durability_that_failed() {
 }
 
 #[test]
+fn a_failed_background_sync_poisons_the_log_and_promises_nothing() {
+    let sim = SimStorage::new();
+    let options = options(&sim, SyncPolicy::Never)
+        .write_buffer_size(1024)
+        .background_sync_bytes(Some(4096));
+    let wal = Wal::open(DIR, options).expect("open");
+    let mut ledger = Ledger::default();
+    // The first background sync fails: nothing was synced before it.
+    sim.inject(FaultOp::Sync, 1, FaultKind::Eio);
+    let mut failed = None;
+    for _ in 0..2_000 {
+        if let Err(e) = ledger.put(&wal, 100) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let error = failed.expect("the failed background sync reaches an appender");
+    assert_eq!(errno(&error), Some(EIO), "{error}");
+    assert_poisoned(ledger.put(&wal, 100), "an append after it");
+    assert!(wal.sync().is_err(), "sync after a failed background sync");
+    assert_eq!(wal.durable_seq(), Seq::ZERO, "nothing was ever durable");
+    drop(wal);
+    // Under `Never` nothing was promised durable: whatever survives must be
+    // a clean prefix of what was written.
+    ledger.acked.clear();
+    let (after, wal, entries) = crash_and_reopen(&sim, SyncPolicy::Never, 5);
+    ledger.check(&entries);
+    assert_appends_work(&mut ledger, &after, wal, SyncPolicy::Never);
+}
+
+#[test]
 fn entries_acknowledged_after_a_restart_that_followed_a_failed_fsync_survive_power_loss() {
     // Linux keeps the data of a failed fsync readable in the page cache but
     // marks it clean: it never reaches the disk. A process that restarts

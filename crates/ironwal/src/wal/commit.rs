@@ -38,8 +38,13 @@ pub(super) struct Inner {
     pub(super) state: Mutex<State>,
     /// Signalled whenever a round of I/O ends (rotation waits for it).
     io_done: Condvar,
-    /// Wakes the background syncer (new async waiter, close).
+    /// Wakes the background syncer (new async waiter, background sync due,
+    /// close).
     syncer_wake: Condvar,
+    /// Unsynced bytes of the active segment at which a write-only round asks
+    /// the background syncer for a sync ([`Options::background_sync_bytes`],
+    /// where the sync policy can let that many accumulate).
+    background_sync: Option<u64>,
     syncer: Mutex<Option<JoinHandle<()>>>,
     pub(super) preparer: Option<Preparer>,
     pub(super) lock: Mutex<Option<Box<dyn DirLock>>>,
@@ -124,6 +129,9 @@ pub(super) struct State {
     /// After a failure during a write-only round: cut the active segment to
     /// this length once the round ends.
     cut_pending: Option<u64>,
+    /// A write-only round found `background_sync` bytes unsynced and woke
+    /// the background syncer.
+    background_sync_due: bool,
     /// Threads parked in `wait_for`.
     sleepers: Vec<Sleeper>,
     /// Threads to unpark once the lock is released (kept to reuse its
@@ -191,6 +199,7 @@ impl State {
             rotating: false,
             waiters: Vec::new(),
             cut_pending: None,
+            background_sync_due: false,
             sleepers: Vec::new(),
             to_wake: Vec::new(),
             metrics: Metrics::default(),
@@ -328,8 +337,14 @@ impl Inner {
         lock: Box<dyn DirLock>,
         report: RecoveryReport,
     ) -> Self {
+        let background_sync = match options.sync_policy {
+            SyncPolicy::Always => None,
+            SyncPolicy::Bytes(n) => options.background_sync_bytes.filter(|b| *b < n),
+            SyncPolicy::Interval(_) | SyncPolicy::Never => options.background_sync_bytes,
+        };
         Inner {
             dir,
+            background_sync,
             options,
             state: Mutex::new(state),
             io_done: Condvar::new(),
@@ -520,6 +535,7 @@ impl Inner {
         let mark = st.written_bytes;
         let synced_to = st.active.written;
         if !sync {
+            self.request_background_sync(st);
             st.wake_sleepers();
             self.io_done.notify_all();
             self.unpark(st);
@@ -588,6 +604,18 @@ impl Inner {
             data.shrink_to(self.options.write_buffer_size);
         }
         st.spare = data;
+    }
+
+    /// After a write-only round: wakes the background syncer if the active
+    /// segment holds `background_sync` unsynced bytes and no sync runs.
+    fn request_background_sync(&self, st: &mut State) {
+        let Some(every) = self.background_sync else {
+            return;
+        };
+        if !st.syncing && !st.background_sync_due && st.active.written - st.active.synced >= every {
+            st.background_sync_due = true;
+            self.syncer_wake.notify_all();
+        }
     }
 
     fn poison(&self, st: &mut State, error: Error) {
@@ -737,6 +765,13 @@ impl Inner {
         result
     }
 
+    /// Whether the log needs the background syncer from the start (else it
+    /// starts when an async caller first waits).
+    pub(super) fn needs_syncer(&self) -> bool {
+        matches!(self.options.sync_policy, SyncPolicy::Interval(_))
+            || self.background_sync.is_some()
+    }
+
     /// Starts the background syncer unless it runs already.
     pub(super) fn start_syncer(self: &Arc<Self>) -> Result<()> {
         let mut slot = self.syncer.lock();
@@ -758,7 +793,7 @@ impl Inner {
 
     /// The background syncer: syncs every `period` when there is something
     /// to sync (`SyncPolicy::Interval`), and at once when an async caller
-    /// waits for durability.
+    /// waits for durability or a background sync is due.
     fn run_syncer(&self, period: Option<Duration>) {
         let mut st = self.state.lock();
         loop {
@@ -769,7 +804,7 @@ impl Inner {
             }
             let durable = st.durable_seq;
             let waited_for = st.waiters.iter().any(|(seq, _)| *seq > durable);
-            if !waited_for || st.poisoned.is_some() {
+            if !(waited_for || st.background_sync_due) || st.poisoned.is_some() {
                 match period {
                     Some(period) => {
                         let _ = self.syncer_wake.wait_for(&mut st, period);
@@ -780,6 +815,7 @@ impl Inner {
                     return;
                 }
             }
+            st.background_sync_due = false;
             if st.poisoned.is_none() && st.buffered_seq > st.durable_seq {
                 let seq = st.buffered_seq;
                 // A failure poisons the log; callers see it on their next call.

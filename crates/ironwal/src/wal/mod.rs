@@ -173,9 +173,8 @@ impl Wal {
             "opened log"
         );
         let state = State::new(&options, active, sealed, highest);
-        let interval = matches!(options.sync_policy, SyncPolicy::Interval(_));
         let inner = Arc::new(Inner::new(dir, options, state, preparer, lock, report));
-        if interval {
+        if inner.needs_syncer() {
             inner.start_syncer()?;
         }
         Ok(Wal { inner })

@@ -143,6 +143,72 @@ fn interval_policy_syncs_in_the_background() {
     assert!(mem.syncs() >= 1);
 }
 
+/// Appends 1,000-byte values under `policy` until `total` bytes are
+/// written, through a small write buffer so that write-only rounds run.
+fn lazy_wal_with_writes(
+    policy: SyncPolicy,
+    background_sync: Option<u64>,
+    total: usize,
+) -> (MemStorage, Wal, Seq) {
+    let mem = MemStorage::new();
+    let options = Options::default()
+        .storage(Arc::new(mem.clone()))
+        .preallocate(false)
+        .sync_policy(policy)
+        .write_buffer_size(4096)
+        .background_sync_bytes(background_sync);
+    let wal = Wal::open("/log", options).unwrap();
+    let value = [7u8; 1000];
+    let mut last = Seq::ZERO;
+    for i in 0..(total / value.len()) as u32 {
+        last = wal.put(&i.to_be_bytes(), &value).unwrap();
+    }
+    (mem, wal, last)
+}
+
+#[test]
+fn lazy_policies_sync_in_the_background_every_background_sync_bytes() {
+    // An hour-long interval: any sync within the test is a background one.
+    for policy in [
+        SyncPolicy::Never,
+        SyncPolicy::Interval(Duration::from_secs(3600)),
+    ] {
+        let (mem, wal, last) = lazy_wal_with_writes(policy, Some(64 * 1024), 256 * 1024);
+        // About 64 appends fill 64 KiB: the first background sync must
+        // cover them; the appends never waited for it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while wal.durable_seq() < Seq::new(64) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{policy:?}: no background sync; durable {:?}",
+                wal.durable_seq()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(mem.syncs() >= 1, "{policy:?}");
+        let metrics = wal.metrics();
+        assert!(
+            metrics.fsyncs >= 1,
+            "{policy:?}: background syncs are counted"
+        );
+        assert!(wal.durable_seq() <= last);
+        // That the synced entries survive a power loss is the power-loss
+        // harness's business (ironwal-crash draws this option too).
+        assert_eq!(replay_all(&wal).len() as u64, last.get());
+    }
+}
+
+#[test]
+fn without_background_sync_a_never_log_does_not_sync_until_asked() {
+    let (mem, wal, last) = lazy_wal_with_writes(SyncPolicy::Never, None, 256 * 1024);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(mem.syncs(), 0);
+    assert_eq!(wal.durable_seq(), Seq::ZERO);
+    wal.sync().unwrap();
+    assert_eq!(wal.durable_seq(), last);
+    assert_eq!(mem.syncs(), 1);
+}
+
 #[test]
 fn commit_delay_still_acknowledges_every_append() {
     let mem = MemStorage::new();

@@ -244,6 +244,7 @@ fn invalid_options_are_refused() {
     for options in [
         store.options().max_segment_size(0),
         store.options().write_buffer_size(0),
+        store.options().background_sync_bytes(Some(0)),
         store.options().sync_policy(SyncPolicy::Bytes(0)),
         store
             .options()
