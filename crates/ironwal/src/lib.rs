@@ -72,6 +72,11 @@
 //! | [`SyncPolicy::Interval(d)`](SyncPolicy::Interval) | buffered; a background sync runs every `d` | up to `d` of acknowledged appends |
 //! | [`SyncPolicy::Never`] | buffered | everything since the last [`Wal::sync`] |
 //!
+//! Under the buffered policies a background thread also syncs each
+//! [`Options::background_sync_bytes`] (8 MiB) written, which keeps the disk
+//! busy while appends go on; it only ever makes more of the log durable
+//! sooner.
+//!
 //! [`Wal::durable_seq`] tells, under any policy, what is already safe. After
 //! a crash of the process alone (the machine stays up), everything written
 //! to the operating system survives; [`Wal::flush`] hands buffered appends
