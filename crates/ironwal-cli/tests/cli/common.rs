@@ -14,10 +14,12 @@ pub fn ironwal(args: &[&str]) -> Output {
         .expect("run ironwal")
 }
 
+/// The directory of kevo-written vectors (`testdata/kevo` in the
+/// repository), or `IRONWAL_COMPAT_DIR` if set.
 pub fn compat_dir() -> PathBuf {
     match std::env::var_os("IRONWAL_COMPAT_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/kevo"),
     }
 }
 

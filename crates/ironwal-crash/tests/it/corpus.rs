@@ -238,9 +238,9 @@ fn write_seed_corpus() {
     ));
 
     // kevo's own files, the small ones.
-    let compat = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat");
+    let compat = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/kevo");
     let mut kevo: Vec<(String, Vec<u8>)> = Vec::new();
-    for vector in std::fs::read_dir(&compat).expect("shared/compat") {
+    for vector in std::fs::read_dir(&compat).expect("testdata/kevo") {
         let vector = vector.expect("an entry").path();
         let mut segments: Vec<PathBuf> = std::fs::read_dir(&vector)
             .expect("a vector dir")

@@ -11,13 +11,13 @@ use ironwal::format::{decode_entry, EntryView, RawHeader, RecordType, HEADER_SIZ
 use ironwal::storage::{FsStorage, MemStorage, Storage};
 use ironwal::{Entry, LogReader, Op, Options, RecoveryMode, RecoveryReport, SegmentId, Seq, Wal};
 
-/// The directory of kevo-written vectors (`../shared/compat` from the
-/// project root), or `IRONWAL_COMPAT_DIR` if set.
+/// The directory of kevo-written vectors (`testdata/kevo` in the
+/// repository), or `IRONWAL_COMPAT_DIR` if set.
 pub fn compat_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("IRONWAL_COMPAT_DIR") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/kevo")
 }
 
 /// An operation as a manifest (and `ironwal dump --json`) spells it.
