@@ -138,6 +138,9 @@ pub struct Metrics {
     pub durable_seq: Seq,
     /// Whether a write or sync failed, so the log accepts no more appends.
     pub poisoned: bool,
+    /// Segment preallocations that failed (for lack of space, say); the log
+    /// went on without them.
+    pub preallocation_failures: u64,
 }
 
 #[cfg(test)]

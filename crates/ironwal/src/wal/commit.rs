@@ -14,7 +14,7 @@ use std::future::Future;
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::{JoinHandle, Thread};
@@ -47,6 +47,8 @@ pub(super) struct Inner {
     background_sync: Option<u64>,
     syncer: Mutex<Option<JoinHandle<()>>>,
     pub(super) preparer: Option<Preparer>,
+    /// Preallocations that failed (and were done without).
+    pub(super) prealloc_failures: Arc<AtomicU64>,
     pub(super) lock: Mutex<Option<Box<dyn DirLock>>>,
     pub(super) report: RecoveryReport,
 }
@@ -334,6 +336,7 @@ impl Inner {
         options: Options,
         state: State,
         preparer: Option<Preparer>,
+        prealloc_failures: Arc<AtomicU64>,
         lock: Box<dyn DirLock>,
         report: RecoveryReport,
     ) -> Self {
@@ -351,6 +354,7 @@ impl Inner {
             syncer_wake: Condvar::new(),
             syncer: Mutex::new(None),
             preparer,
+            prealloc_failures,
             lock: Mutex::new(Some(lock)),
             report,
         }
@@ -654,6 +658,12 @@ impl Inner {
                 if !data.is_empty() {
                     file.write_all_at(&data, offset)?;
                 }
+                // A sealed segment ends at its last entry: cut the zeros of
+                // preallocation (the sync below makes the length durable).
+                let end = offset + data.len() as u64;
+                if file.len()? > end {
+                    file.set_len(end)?;
+                }
                 file.sync_data()
             })();
             let next = match sealed {
@@ -707,17 +717,17 @@ impl Inner {
 
     /// The segment to rotate into: the prepared one, or a new empty one.
     fn next_segment(&self, after: SegmentId) -> Result<Active> {
-        if let Some(segment) = self.preparer.as_ref().and_then(|p| p.take(after)) {
-            return Ok(Active::new(segment));
-        }
         let storage = &*self.options.storage;
-        let segment = create_segment(
-            storage,
-            &self.dir,
-            Some(after),
-            None,
-            &AtomicBool::new(false),
-        )?;
+        if let Some(prepared) = self.preparer.as_ref().and_then(|p| p.take(after)) {
+            match prepared.activate(storage, &self.dir) {
+                Ok(segment) => return Ok(Active::new(segment)),
+                Err(error) => {
+                    self.prealloc_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "could not activate the prepared segment; creating one");
+                }
+            }
+        }
+        let segment = create_segment(storage, &self.dir, Some(after))?;
         if let Some(preparer) = &self.preparer {
             preparer.request(segment.id);
         }
@@ -761,8 +771,36 @@ impl Inner {
         if let Some(preparer) = &self.preparer {
             preparer.stop();
         }
+        let result = result.and_then(|()| self.cut_tail());
         self.lock.lock().take();
         result
+    }
+
+    /// At a clean close: cuts the active segment's zero tail, so the log at
+    /// rest ends at its last entry (kevo's reader reads zeros as damage).
+    /// Only called once no I/O can start: the log is closed and synced.
+    fn cut_tail(&self) -> Result<()> {
+        let (file, path, written) = {
+            let st = self.state.lock();
+            if st.poisoned.is_some() {
+                // `fail` already cut back to what the log can vouch for.
+                return Ok(());
+            }
+            let active = &st.active;
+            (
+                Arc::clone(&active.file),
+                active.meta.path.clone(),
+                active.written,
+            )
+        };
+        let cut = file.len().and_then(|len| {
+            if len <= written {
+                return Ok(());
+            }
+            file.set_len(written)?;
+            file.sync_data()
+        });
+        cut.map_err(Error::io(&*path))
     }
 
     /// Whether the log needs the background syncer from the start (else it

@@ -6,7 +6,7 @@ mod commit;
 mod segments;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ use crate::write_batch::WriteBatch;
 
 pub use commit::Durable;
 use commit::{Active, Inner, Reach, SegmentMeta, State};
-use segments::{create_segment, zero_fill, Preparer};
+use segments::{create_segment, preallocate_active, remove_stale_prepared, Preparer};
 
 /// A write-ahead log open for appending.
 ///
@@ -114,21 +114,15 @@ impl Wal {
         // under lazier policies filling segments costs more than it saves.
         let prealloc = (options.preallocate && options.sync_policy == SyncPolicy::Always)
             .then_some(options.max_segment_size);
-        let never = AtomicBool::new(false);
+        let prealloc_failures = Arc::new(AtomicU64::new(0));
+        remove_stale_prepared(&*storage, &dir)?;
         let active = match (sealed.pop(), report.segments.last()) {
+            // Continue the last segment while it has room (kevo's ReuseWAL
+            // does the same), so restarts do not leave a file each.
             (Some(meta), Some(last)) if last.valid_len < options.max_segment_size => {
                 let file = storage
                     .open(&meta.path, OpenMode::ReadWrite)
                     .map_err(Error::io(&*meta.path))?;
-                if let Some(size) = prealloc {
-                    // Make the rest of the segment already-written blocks.
-                    let len = file.len().map_err(Error::io(&*meta.path))?;
-                    if len < size {
-                        zero_fill(&*file, len, size, &never)
-                            .and_then(|()| file.sync_data())
-                            .map_err(Error::io(&*meta.path))?;
-                    }
-                }
                 Active {
                     meta,
                     file,
@@ -139,16 +133,27 @@ impl Wal {
             (meta, _) => {
                 let after = meta.as_ref().map(|m| m.id);
                 sealed.extend(meta);
-                Active::new(create_segment(&*storage, &dir, after, prealloc, &never)?)
+                Active::new(create_segment(&*storage, &dir, after)?)
             }
         };
         let preparer = match prealloc {
-            Some(size) => Some(Preparer::start(
-                Arc::clone(&storage),
-                dir.clone(),
-                size,
-                active.meta.id,
-            )?),
+            Some(size) => {
+                // Make the rest of the segment already-written blocks.
+                preallocate_active(
+                    &*active.file,
+                    &active.meta.path,
+                    active.written,
+                    size,
+                    &prealloc_failures,
+                );
+                Some(Preparer::start(
+                    Arc::clone(&storage),
+                    dir.clone(),
+                    size,
+                    active.meta.id,
+                    Arc::clone(&prealloc_failures),
+                )?)
+            }
             None => None,
         };
 
@@ -173,7 +178,15 @@ impl Wal {
             "opened log"
         );
         let state = State::new(&options, active, sealed, highest);
-        let inner = Arc::new(Inner::new(dir, options, state, preparer, lock, report));
+        let inner = Arc::new(Inner::new(
+            dir,
+            options,
+            state,
+            preparer,
+            prealloc_failures,
+            lock,
+            report,
+        ));
         if inner.needs_syncer() {
             inner.start_syncer()?;
         }
@@ -349,6 +362,7 @@ impl Wal {
         metrics.last_seq = Seq::new(st.buffered_seq);
         metrics.durable_seq = Seq::new(st.durable_seq);
         metrics.poisoned = st.poisoned.is_some();
+        metrics.preallocation_failures = self.inner.prealloc_failures.load(Ordering::Relaxed);
         metrics
     }
 

@@ -3,13 +3,22 @@
 //!
 //! Why zeros: an fdatasync after writing into blocks that are already
 //! allocated and written needs no file-system metadata change (no journal
-//! commit on ext4), which roughly halves its cost. A zero-filled tail reads
-//! as a clean end of the log, so a prepared segment is an empty segment to
-//! every reader (kevo included), before, during and after a crash.
+//! commit on ext4), which roughly halves its cost.
+//!
+//! The life of a preallocated segment:
+//! 1. prepared: created as `<id>.wal.prepared`, zero-filled and synced. No
+//!    reader looks at that name (kevo globs `*.wal`), and at most one exists.
+//! 2. active: renamed to `<id>.wal` (and the directory synced) when rotation
+//!    takes it. Its zero tail is a crash-time state only.
+//! 3. sealed, or closed: cut to its last entry, so a log at rest holds no
+//!    zeros for kevo's reader to trip on.
+//!
+//! Preallocation is an optimisation: when it fails (a full disk, say), the
+//! log goes on without it and counts the failure.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -22,6 +31,9 @@ use crate::storage::{OpenMode, Storage, StorageFile};
 /// Bytes of zeros written per call while preparing a segment.
 const ZERO_CHUNK: usize = 1024 * 1024;
 
+/// The suffix of a prepared segment's name, after `<id>.wal`.
+const PREPARED_SUFFIX: &str = ".prepared";
+
 /// A newly created segment file.
 #[derive(Debug)]
 pub(super) struct NewSegment {
@@ -30,30 +42,30 @@ pub(super) struct NewSegment {
     pub(super) file: Arc<dyn StorageFile>,
 }
 
-/// Creates a segment named after the clock (but above `after`); if
-/// `zero_len` is set, fills it with that many zeros and syncs them. The
-/// creation is made durable (directory fsync) before this returns.
+/// The name a prepared segment has until it becomes active.
+pub(super) fn prepared_name(id: SegmentId) -> String {
+    format!("{}{PREPARED_SUFFIX}", id.file_name())
+}
+
+/// Whether `name` is a prepared segment's (left behind by a crash).
+pub(super) fn is_prepared_name(name: &str) -> bool {
+    name.strip_suffix(PREPARED_SUFFIX)
+        .and_then(SegmentId::parse)
+        .is_some()
+}
+
+/// Creates an empty segment named after the clock (but above `after`) and
+/// makes its creation durable (directory fsync).
 pub(super) fn create_segment(
     storage: &dyn Storage,
     dir: &Path,
     after: Option<SegmentId>,
-    zero_len: Option<u64>,
-    stop: &AtomicBool,
 ) -> Result<NewSegment> {
     let id = SegmentId::next_after(after);
     let path = dir.join(id.file_name());
     let file = storage
         .open(&path, OpenMode::CreateNew)
         .map_err(Error::io(&path))?;
-    let filled = match zero_len {
-        Some(len) => zero_fill(&*file, 0, len, stop).and_then(|()| file.sync_data()),
-        None => Ok(()),
-    };
-    if let Err(source) = filled {
-        drop(file);
-        let _ = storage.remove_file(&path);
-        return Err(Error::Io { path, source });
-    }
     if let Err(source) = storage.sync_dir(dir) {
         drop(file);
         let _ = storage.remove_file(&path);
@@ -71,12 +83,7 @@ pub(super) fn create_segment(
 
 /// Writes zeros over `[from, to)` of `file`; stops early (successfully) when
 /// `stop` is set.
-pub(super) fn zero_fill(
-    file: &dyn StorageFile,
-    from: u64,
-    to: u64,
-    stop: &AtomicBool,
-) -> io::Result<()> {
+fn zero_fill(file: &dyn StorageFile, from: u64, to: u64, stop: &AtomicBool) -> io::Result<()> {
     let zeros =
         vec![0u8; ZERO_CHUNK.min(usize::try_from(to.saturating_sub(from)).unwrap_or(ZERO_CHUNK))];
     let mut at = from;
@@ -88,8 +95,81 @@ pub(super) fn zero_fill(
     Ok(())
 }
 
+/// Zero-fills the active segment from its data's end `len` to `size`, so
+/// appends overwrite written blocks. Best effort: on failure (no space, say)
+/// the zeros are cut back off, a warning is logged, `failures` counts it,
+/// and the segment is used as it is.
+pub(super) fn preallocate_active(
+    file: &dyn StorageFile,
+    path: &Path,
+    len: u64,
+    size: u64,
+    failures: &AtomicU64,
+) {
+    let filled = file.len().and_then(|now| {
+        if now >= size {
+            return Ok(());
+        }
+        zero_fill(file, now.max(len), size, &AtomicBool::new(false))?;
+        file.sync_data()
+    });
+    if let Err(error) = filled {
+        failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%error, segment = %path.display(), "could not preallocate the segment; going on without");
+        if let Err(error) = file.set_len(len).and_then(|()| file.sync_data()) {
+            tracing::warn!(%error, segment = %path.display(), "could not cut the partial preallocation back");
+        }
+    }
+}
+
+/// Removes prepared segments a crash left behind (only names of the form
+/// `<id>.wal.prepared`, which ironwal alone creates).
+pub(super) fn remove_stale_prepared(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let names = storage.list(dir).map_err(Error::io(dir))?;
+    let mut removed = false;
+    for name in names.iter().filter(|n| is_prepared_name(n)) {
+        let path = dir.join(name);
+        storage.remove_file(&path).map_err(Error::io(&path))?;
+        tracing::info!(segment = %path.display(), "removed a prepared segment left by a crash");
+        removed = true;
+    }
+    if removed {
+        storage.sync_dir(dir).map_err(Error::io(dir))?;
+    }
+    Ok(())
+}
+
+/// A prepared segment: zero-filled and synced under its prepared name.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    id: SegmentId,
+    path: PathBuf,
+    file: Arc<dyn StorageFile>,
+}
+
+impl Prepared {
+    /// Renames the segment to its `*.wal` name and syncs the directory: from
+    /// here on it is part of the log.
+    pub(super) fn activate(self, storage: &dyn Storage, dir: &Path) -> Result<NewSegment> {
+        let path = dir.join(self.id.file_name());
+        let renamed = storage
+            .rename(&self.path, &path)
+            .and_then(|()| storage.sync_dir(dir));
+        if let Err(source) = renamed {
+            let _ = storage.remove_file(&self.path);
+            let _ = storage.remove_file(&path);
+            return Err(Error::Io { path, source });
+        }
+        Ok(NewSegment {
+            id: self.id,
+            path: Arc::from(path.as_path()),
+            file: self.file,
+        })
+    }
+}
+
 /// Keeps the next segment created, zero-filled and synced ahead of need, on
-/// a thread of its own, so rotation costs a pointer swap.
+/// a thread of its own, so rotation costs a rename.
 #[derive(Debug)]
 pub(super) struct Preparer {
     shared: Arc<Shared>,
@@ -104,6 +184,7 @@ struct Shared {
     state: Mutex<PrepState>,
     changed: Condvar,
     stop: AtomicBool,
+    failures: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
@@ -111,16 +192,18 @@ struct PrepState {
     /// Prepare a segment named above this id.
     request: Option<SegmentId>,
     busy: bool,
-    ready: Option<NewSegment>,
+    ready: Option<Prepared>,
 }
 
 impl Preparer {
     /// Starts the thread and asks it for a segment named above `after`.
+    /// Failed preparations are counted in `failures`.
     pub(super) fn start(
         storage: Arc<dyn Storage>,
         dir: PathBuf,
         size: u64,
         after: SegmentId,
+        failures: Arc<AtomicU64>,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             storage,
@@ -133,6 +216,7 @@ impl Preparer {
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
+            failures,
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -150,18 +234,19 @@ impl Preparer {
     /// if preparation failed; the caller creates a segment itself and then
     /// calls [`Preparer::request`] with its id, so the next prepared segment
     /// is named after it.
-    pub(super) fn take(&self, after: SegmentId) -> Option<NewSegment> {
+    pub(super) fn take(&self, after: SegmentId) -> Option<Prepared> {
         let mut st = self.shared.state.lock();
         while (st.busy || st.request.is_some()) && !self.shared.stop.load(Ordering::Relaxed) {
             self.shared.changed.wait(&mut st);
         }
         let ready = st.ready.take()?;
         if ready.id <= after {
-            // Prepared for a rotation that did not use it: an empty segment
-            // that would sit before the active one. Nothing reads it; remove
-            // it rather than leak its space.
+            // Prepared for a rotation that did not use it: it would sit
+            // before the active segment. Remove it rather than leak its space.
+            st.request = Some(after);
+            self.shared.changed.notify_all();
             drop(st);
-            let _ = self.shared.storage.remove_file(&ready.path);
+            self.shared.discard(&ready);
             return None;
         }
         st.request = Some(ready.id);
@@ -176,8 +261,8 @@ impl Preparer {
         self.shared.changed.notify_all();
     }
 
-    /// Stops the thread (abandoning a half-filled segment, which reads as an
-    /// empty one) and waits for it.
+    /// Stops the thread, waits for it, and removes the prepared segment (or
+    /// the half-filled one): a log at rest keeps no preallocated space.
     pub(super) fn stop(&self) {
         {
             // Under the lock: the worker checks `stop` under it before it
@@ -188,6 +273,10 @@ impl Preparer {
         }
         if let Some(thread) = self.thread.lock().take() {
             let _ = thread.join();
+        }
+        let ready = self.shared.state.lock().ready.take();
+        if let Some(ready) = ready {
+            self.shared.discard(&ready);
         }
     }
 }
@@ -205,13 +294,7 @@ impl Shared {
             };
             st.busy = true;
             drop(st);
-            let prepared = create_segment(
-                &*self.storage,
-                &self.dir,
-                Some(after),
-                Some(self.size),
-                &self.stop,
-            );
+            let prepared = self.prepare(after);
             st = self.state.lock();
             st.busy = false;
             match prepared {
@@ -219,12 +302,60 @@ impl Shared {
                     tracing::debug!(segment = %segment.path.display(), "prepared segment");
                     st.ready = Some(segment);
                 }
-                Ok(_) => {}
+                Ok(segment) => self.discard(&segment),
                 Err(error) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "could not prepare the next segment; rotation will create it");
                 }
             }
             self.changed.notify_all();
+        }
+    }
+
+    /// Creates `<id>.wal.prepared`, fills it with zeros and syncs it. No
+    /// directory fsync: the name only matters once it is renamed into the
+    /// log, and activation syncs the directory then.
+    fn prepare(&self, after: SegmentId) -> Result<Prepared> {
+        let id = SegmentId::next_after(Some(after));
+        let path = self.dir.join(prepared_name(id));
+        let file = self
+            .storage
+            .open(&path, OpenMode::CreateNew)
+            .map_err(Error::io(&path))?;
+        let prepared = Prepared { id, path, file };
+        let filled = zero_fill(&*prepared.file, 0, self.size, &self.stop)
+            .and_then(|()| prepared.file.sync_data());
+        if let Err(source) = filled {
+            self.discard(&prepared);
+            return Err(Error::Io {
+                path: prepared.path,
+                source,
+            });
+        }
+        Ok(prepared)
+    }
+
+    fn discard(&self, prepared: &Prepared) {
+        if let Err(error) = self.storage.remove_file(&prepared.path) {
+            tracing::warn!(%error, segment = %prepared.path.display(), "could not remove a prepared segment");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepared_names_are_not_segment_names() {
+        let id = SegmentId::new(1_745_172_985_771_529_746);
+        let name = prepared_name(id);
+        assert_eq!(name, "01745172985771529746.wal.prepared");
+        assert!(is_prepared_name(&name));
+        assert_eq!(SegmentId::parse(&name), None);
+        assert!(!name.ends_with(".wal"), "kevo globs *.wal");
+        for other in ["LOCK", "01745172985771529746.wal", "x.wal.prepared"] {
+            assert!(!is_prepared_name(other), "{other}");
         }
     }
 }

@@ -1,10 +1,13 @@
-//! Preallocated segments: created ahead of need and filled with zeros, which
-//! every reader takes for a clean end of the log.
+//! Preallocated segments and what they leave on disk: prepared under a name
+//! no reader globs, zero-filled only while in use, cut to their last entry
+//! at seal and at close, continued across restarts, and never a reason for
+//! the log not to open.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ironwal::{LogReader, Options, RecoveryMode, SegmentId, Seq, Wal};
+use ironwal::{LogReader, Options, RecoveryMode, SegmentId, Seq, SyncPolicy, Wal};
 
 use crate::common::{append_zeros, read_all, replay_all};
 
@@ -16,11 +19,20 @@ fn options() -> Options {
         .preallocate(true)
 }
 
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
+/// Files of the directory named `*.wal`, as kevo's reader globs them.
+fn wal_files(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, ".wal")
+}
+
+fn prepared_files(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, ".wal.prepared")
+}
+
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| SegmentId::parse(p.file_name().unwrap().to_str().unwrap()).is_some())
+        .filter(|p| p.to_str().unwrap().ends_with(suffix))
         .collect();
     files.sort();
     files
@@ -30,21 +42,49 @@ fn len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
 
-/// Waits (up to a few seconds) until the directory holds `n` segments.
-fn wait_for_segments(dir: &Path, n: usize) -> Vec<PathBuf> {
+/// Bytes the file system allocated to the directory's files.
+fn allocated(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().blocks() * 512)
+        .sum()
+}
+
+/// Waits (up to ten seconds) for a prepared segment of full size.
+fn wait_for_prepared(dir: &Path) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let files = segment_files(dir);
-        if files.len() >= n && files.iter().all(|f| len(f) == SEGMENT) || Instant::now() > deadline
-        {
-            return files;
+        if let Some(file) = prepared_files(dir).into_iter().find(|f| len(f) == SEGMENT) {
+            return file;
         }
+        assert!(Instant::now() < deadline, "no prepared segment appeared");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
+/// Every segment of a closed log ends at its last entry.
+fn assert_no_zero_tails(dir: &Path) {
+    let report = LogReader::open(dir, RecoveryMode::Strict)
+        .unwrap()
+        .finish()
+        .unwrap();
+    for segment in &report.segments {
+        assert_eq!(
+            segment.len,
+            segment.valid_len,
+            "{} ends with {} bytes that are not entries",
+            segment.path.display(),
+            segment.len - segment.valid_len
+        );
+    }
+    assert!(
+        prepared_files(dir).is_empty(),
+        "a prepared segment was left"
+    );
+}
+
 #[test]
-fn new_segments_are_zero_filled_to_the_segment_size_and_read_clean() {
+fn the_active_segment_is_zero_filled_while_open_and_cut_at_close() {
     let tmp = tempfile::tempdir().unwrap();
     let wal = Wal::open(tmp.path(), options()).unwrap();
     let first = wal.segments()[0].path.clone();
@@ -52,33 +92,48 @@ fn new_segments_are_zero_filled_to_the_segment_size_and_read_clean() {
     for i in 0..50u32 {
         wal.put(&i.to_be_bytes(), b"value").unwrap();
     }
-    wal.close().unwrap();
     assert_eq!(
         len(&first),
         SEGMENT,
         "appends overwrite zeros, never extend"
     );
+    wal.close().unwrap();
+    assert!(len(&first) < SEGMENT);
+    assert_no_zero_tails(tmp.path());
 
     let (entries, error, report) = read_all(tmp.path(), RecoveryMode::Strict);
     assert!(error.is_none(), "{error:?}");
     assert_eq!(entries.len(), 50);
     assert!(report.is_clean(), "{report:#?}");
-    let segment = &report.segments[0];
-    assert!(segment.valid_len < segment.len);
 }
 
 #[test]
-fn the_next_segment_is_prepared_before_rotation_and_used_by_it() {
+fn dropping_the_log_cuts_it_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(tmp.path(), options()).unwrap();
+        wal.put(b"k", b"v").unwrap();
+        wait_for_prepared(tmp.path());
+    }
+    assert_eq!(wal_files(tmp.path()).len(), 1);
+    assert_no_zero_tails(tmp.path());
+}
+
+#[test]
+fn the_next_segment_is_prepared_under_a_name_no_reader_globs() {
     let tmp = tempfile::tempdir().unwrap();
     let wal = Wal::open(tmp.path(), options()).unwrap();
-    let files = wait_for_segments(tmp.path(), 2);
-    assert_eq!(
-        files.len(),
-        2,
-        "the preparer made the next segment: {files:?}"
-    );
-    let prepared = files[1].clone();
-    assert_eq!(len(&prepared), SEGMENT);
+    let prepared = wait_for_prepared(tmp.path());
+    assert_eq!(wal_files(tmp.path()).len(), 1, "only the active is a *.wal");
+    assert_eq!(prepared_files(tmp.path()).len(), 1);
+    let prepared_id = prepared
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .strip_suffix(".prepared")
+        .and_then(SegmentId::parse)
+        .unwrap();
 
     // Fill the active segment past its limit; the next append rotates.
     let value = vec![b'v'; 1000];
@@ -89,36 +144,79 @@ fn the_next_segment_is_prepared_before_rotation_and_used_by_it() {
     }
     let segments = wal.segments();
     assert_eq!(
-        segments[1].path, prepared,
+        segments[1].id, prepared_id,
         "rotation took the prepared segment"
     );
-    assert!(segments[1].first_seq.is_some());
+    assert_eq!(
+        len(&segments[1].path),
+        SEGMENT,
+        "and keeps its zeros while active"
+    );
+    // The sealed segment ends at its last entry.
+    let sealed = LogReader::open(&segments[0].path, RecoveryMode::Strict)
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(sealed.segments[0].valid_len, len(&segments[0].path));
+    // At most one prepared segment at any moment.
+    let next = wait_for_prepared(tmp.path());
+    assert_ne!(next, prepared);
+    assert_eq!(prepared_files(tmp.path()).len(), 1);
     wal.close().unwrap();
 
+    assert_no_zero_tails(tmp.path());
     let (entries, error, report) = read_all(tmp.path(), RecoveryMode::Strict);
     assert!(error.is_none(), "{error:?}");
     assert_eq!(entries.len() as u32, n);
     assert!(report.is_clean());
 }
 
+/// A service restarted many times: the log keeps one segment, holding its
+/// entries and no zeros, and its disk use stays within the entries' bytes
+/// plus one segment.
 #[test]
-fn reopen_continues_inside_the_zero_tail() {
+fn restarts_continue_the_last_segment_and_cost_no_disk() {
+    for policy in [SyncPolicy::Always, SyncPolicy::Never] {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = options().sync_policy(policy);
+        let mut entry_bytes = 0;
+        for i in 0..20u32 {
+            let wal = Wal::open(tmp.path(), options.clone()).unwrap();
+            wal.put(&i.to_be_bytes(), b"a value of some bytes").unwrap();
+            entry_bytes = wal.metrics().bytes + entry_bytes;
+            wal.close().unwrap();
+            assert!(
+                allocated(tmp.path()) <= entry_bytes + SEGMENT + 64 * 1024,
+                "{policy:?} cycle {i}: {} bytes allocated",
+                allocated(tmp.path())
+            );
+        }
+        for _ in 0..20 {
+            Wal::open(tmp.path(), options.clone())
+                .unwrap()
+                .close()
+                .unwrap();
+        }
+        assert_eq!(wal_files(tmp.path()).len(), 1, "{policy:?}");
+        assert_no_zero_tails(tmp.path());
+        let (entries, error, _) = read_all(tmp.path(), RecoveryMode::Strict);
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(entries.len(), 20);
+        // A little for the lock file and file-system rounding.
+        assert!(allocated(tmp.path()) <= entry_bytes + 64 * 1024);
+    }
+}
+
+#[test]
+fn opening_and_closing_an_empty_log_leaves_no_zeros() {
     let tmp = tempfile::tempdir().unwrap();
-    let wal = Wal::open(tmp.path(), options()).unwrap();
-    wal.put(b"a", b"1").unwrap();
-    let path = wal.segments()[0].path.clone();
-    wal.close().unwrap();
-    // The closed log may include a prepared, still empty, next segment: it
-    // becomes the active one, and the first keeps its entry.
-    let wal = Wal::open(tmp.path(), options()).unwrap();
-    assert_eq!(wal.next_seq(), Seq::new(2));
-    wal.put(b"b", b"2").unwrap();
-    wal.close().unwrap();
-    assert_eq!(len(&path), SEGMENT);
-    let (entries, error, _) = read_all(tmp.path(), RecoveryMode::Strict);
-    assert!(error.is_none(), "{error:?}");
-    let keys: Vec<&[u8]> = entries.iter().map(|e| e.key.as_slice()).collect();
-    assert_eq!(keys, [b"a", b"b"]);
+    for _ in 0..5 {
+        Wal::open(tmp.path(), options()).unwrap().close().unwrap();
+    }
+    let files = wal_files(tmp.path());
+    assert_eq!(files.len(), 1);
+    assert_eq!(len(&files[0]), 0);
+    assert_no_zero_tails(tmp.path());
 }
 
 #[test]
@@ -130,19 +228,13 @@ fn a_torn_write_into_the_zeros_is_truncated_and_the_segment_refilled() {
         wal.put(&i.to_be_bytes(), b"value").unwrap();
     }
     let path = wal.segments()[0].path.clone();
-    let end = {
-        let mut reader = wal.replay(Seq::ZERO).unwrap();
-        while reader.next_entry().unwrap().is_some() {}
-        reader.report().segments[0].valid_len
-    };
     wal.close().unwrap();
-    // Remove any prepared segment so the damaged one is the last.
-    for file in segment_files(tmp.path()).into_iter().filter(|f| *f != path) {
-        std::fs::remove_file(file).unwrap();
-    }
-    // The start of a record header and a few payload bytes, then zeros.
+    let end = len(&path);
+    // A crash inside the zeros: the start of a record header and a few
+    // payload bytes, then the zeros of preallocation.
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[end as usize..end as usize + 10].copy_from_slice(&[1, 2, 3, 4, 40, 0, 1, 9, 9, 9]);
+    bytes.extend_from_slice(&[1, 2, 3, 4, 40, 0, 1, 9, 9, 9]);
+    append_zeros(&mut bytes, 5000);
     std::fs::write(&path, &bytes).unwrap();
 
     let wal = Wal::open(tmp.path(), opts).unwrap();
@@ -161,22 +253,40 @@ fn a_torn_write_into_the_zeros_is_truncated_and_the_segment_refilled() {
     wal.put(b"after", b"tear").unwrap();
     assert_eq!(replay_all(&wal).len(), 11);
     wal.close().unwrap();
-    let (_, error, report) = read_all(tmp.path(), RecoveryMode::Strict);
-    assert!(
-        error.is_none() && report.is_clean(),
-        "{error:?} {report:#?}"
-    );
+    assert_no_zero_tails(tmp.path());
 }
 
 #[test]
-fn a_half_prepared_segment_reads_as_empty_and_is_continued() {
+fn a_prepared_segment_left_by_a_crash_is_removed_at_open() {
     let tmp = tempfile::tempdir().unwrap();
     let wal = Wal::open(tmp.path(), options().preallocate(false)).unwrap();
     wal.put(b"k", b"v").unwrap();
     let after = wal.segments()[0].id;
     wal.close().unwrap();
-    // A crash while the next segment was being zero-filled leaves a short
-    // file of zeros.
+    let leftover = tmp.path().join(format!(
+        "{}.prepared",
+        SegmentId::new(after.get() + 1).file_name()
+    ));
+    std::fs::write(&leftover, vec![0u8; 3000]).unwrap();
+    let unrelated = tmp.path().join("notes.wal.prepared");
+    std::fs::write(&unrelated, b"an operator's file").unwrap();
+
+    let wal = Wal::open(tmp.path(), options()).unwrap();
+    assert!(!leftover.exists());
+    assert!(unrelated.exists(), "only ironwal's own names are removed");
+    assert_eq!(wal.segments().len(), 1);
+    wal.close().unwrap();
+}
+
+/// An empty segment full of zeros (as an older ironwal left when it crashed
+/// while preparing one) reads as empty, is continued, and is cut at close.
+#[test]
+fn a_zero_filled_segment_reads_as_empty_and_is_continued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wal = Wal::open(tmp.path(), options().preallocate(false)).unwrap();
+    wal.put(b"k", b"v").unwrap();
+    let after = wal.segments()[0].id;
+    wal.close().unwrap();
     let half = tmp.path().join(SegmentId::new(after.get() + 1).file_name());
     let mut zeros = Vec::new();
     append_zeros(&mut zeros, 3000);
@@ -190,11 +300,49 @@ fn a_half_prepared_segment_reads_as_empty_and_is_continued() {
     let wal = Wal::open(tmp.path(), options()).unwrap();
     assert_eq!(wal.segments().last().unwrap().path, half);
     wal.put(b"k2", b"v2").unwrap();
-    wal.close().unwrap();
     assert_eq!(len(&half), SEGMENT);
+    wal.close().unwrap();
+    assert_no_zero_tails(tmp.path());
     let (entries, error, _) = read_all(tmp.path(), RecoveryMode::Strict);
     assert!(error.is_none());
     assert_eq!(entries.len(), 2);
+}
+
+/// On a file system too small for one preallocated segment, the defaults
+/// still open (without preallocation), append, close and reopen. Needs root
+/// to mount a tmpfs; elsewhere the simulated-storage test in the crash
+/// suite covers it.
+#[test]
+fn opens_on_a_filesystem_too_small_for_a_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mount = tmp.path().join("small");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&mount);
+    let dir = mount.join("wal");
+    let wal = Wal::open(&dir, Options::default()).unwrap();
+    assert!(wal.metrics().preallocation_failures >= 1);
+    let seq = wal.put(b"k", b"v").unwrap();
+    wal.close().unwrap();
+    let wal = Wal::open(&dir, Options::default()).unwrap();
+    assert_eq!(wal.next_seq(), Seq::new(seq.get() + 1));
+    assert_eq!(replay_all(&wal).len(), 1);
+    wal.close().unwrap();
+    assert_no_zero_tails(&dir);
 }
 
 #[test]
