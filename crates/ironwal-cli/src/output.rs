@@ -146,19 +146,60 @@ impl Progress {
     }
 }
 
-/// Whether a single file given by the user is plainly not a log: its name
-/// is not a segment name and not one valid record was found in it.
-pub fn not_a_log(path: &std::path::Path, report: &RecoveryReport) -> bool {
+/// Why the path the user gave is plainly not a log, if it is not: a
+/// single file whose name is not a segment name and in which not one valid
+/// record was found, or a directory without a single segment file (an empty
+/// directory, or the log's parent given by mistake) and with no segment
+/// record that lists any.
+pub fn not_a_log(path: &std::path::Path, report: &RecoveryReport) -> Option<String> {
     let named = path
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(SegmentId::parse)
         .is_some();
-    path.is_file()
+    let empty_file = path.is_file()
         && !named
         && report.entries == 0
         && report
             .segments
             .iter()
-            .all(|s| s.valid_len == 0 && s.len > 0)
+            .all(|s| s.valid_len == 0 && s.len > 0);
+    if empty_file {
+        return Some(format!(
+            "{}: no valid record found: not a write-ahead log segment",
+            path.display()
+        ));
+    }
+    let no_segments = path.is_dir() && report.segments.is_empty() && report.dropped.is_empty();
+    no_segments.then(|| {
+        format!(
+            "{}: no segment files (<20 digits>.wal) in this directory: not a log",
+            path.display()
+        )
+    })
+}
+
+/// A sequence gap as `verify --json` and `stats --json` print it.
+#[derive(Debug, serde::Serialize)]
+pub struct JsonGap {
+    segment: String,
+    offset: u64,
+    after: u64,
+    next: u64,
+}
+
+impl JsonGap {
+    /// Every gap of a report.
+    pub fn all(report: &RecoveryReport) -> Vec<JsonGap> {
+        report
+            .gaps
+            .iter()
+            .map(|g| JsonGap {
+                segment: g.segment.display().to_string(),
+                offset: g.offset,
+                after: g.after.get(),
+                next: g.next.get(),
+            })
+            .collect()
+    }
 }

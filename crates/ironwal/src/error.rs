@@ -185,4 +185,54 @@ pub enum CorruptionKind {
     /// The checksum is valid but the entry bytes are not.
     #[error("malformed entry: {0}")]
     MalformedEntry(#[from] EntryError),
+    /// A segment the log's segment record lists is not in the directory.
+    #[error("segment missing: the segment record lists it")]
+    SegmentMissing,
+    /// A sealed segment holds a different number of bytes of log than the
+    /// segment record says (fewer: it was cut short).
+    #[error("segment holds {found} bytes of log where the segment record says {recorded}")]
+    SegmentLength {
+        /// Bytes the segment record says the segment holds.
+        recorded: u64,
+        /// Bytes of log found in it.
+        found: u64,
+    },
+    /// A segment's first entry is not the one the log continues with: a
+    /// segment before it is missing, or the segment is not the one its name
+    /// says (0 stands for "no entry").
+    #[error("segment starts at sequence {found} where the log continues at {expected}")]
+    SequenceGap {
+        /// The sequence the segment should start with.
+        expected: u64,
+        /// The sequence it starts with.
+        found: u64,
+    },
+    /// A sealed segment's last entry differs from the segment record's (0
+    /// stands for "no entry").
+    #[error("segment ends at sequence {found} where the segment record says {recorded}")]
+    LastSequence {
+        /// The last sequence the segment record lists.
+        recorded: u64,
+        /// The last sequence found.
+        found: u64,
+    },
+    /// A segment between segments the segment record lists, that it does
+    /// not list.
+    #[error("segment not in the segment record, between segments it lists")]
+    UnrecordedSegment,
+}
+
+impl CorruptionKind {
+    /// Whether this is about a whole segment (found by checking the log
+    /// against its segment record) rather than about bytes in one.
+    pub fn is_segment_level(&self) -> bool {
+        matches!(
+            self,
+            CorruptionKind::SegmentMissing
+                | CorruptionKind::SegmentLength { .. }
+                | CorruptionKind::SequenceGap { .. }
+                | CorruptionKind::LastSequence { .. }
+                | CorruptionKind::UnrecordedSegment
+        )
+    }
 }

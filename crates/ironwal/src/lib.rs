@@ -148,6 +148,7 @@ mod reader;
 mod recovery;
 mod salvage;
 mod segment;
+mod segment_record;
 mod seq;
 mod wal;
 mod write_batch;
@@ -159,10 +160,11 @@ pub use metrics::{Histogram, Metrics};
 pub use options::{Options, SyncPolicy};
 pub use recovery::{
     DropCause, DroppedRange, Entry, EntryRef, Item, LogReader, RecoveryMode, RecoveryReport,
-    SegmentReport, UnknownMode,
+    SegmentReport, SequenceGap, UnknownMode,
 };
 pub use salvage::{salvage, salvage_with, SalvageReport};
 pub use segment::SegmentId;
+pub use segment_record::{RecordState, RECORD_FILE};
 pub use seq::Seq;
 pub use wal::{Durable, SegmentInfo, Wal};
 pub use write_batch::WriteBatch;

@@ -83,12 +83,20 @@ pub struct Options {
     /// background thread), so that an fdatasync after an append overwrites
     /// blocks that are already allocated and written and needs no file-system
     /// metadata update: about twice as many durable appends per second on
-    /// ext4. The cost: every segment occupies its full size on disk from the
-    /// start, and opening a log whose last segment is not yet filled fills it
-    /// (up to `max_segment_size` of zeros). Zero-filled tails read as a clean
-    /// end of the log, to ironwal and kevo alike. Applies under
-    /// [`SyncPolicy::Always`] only: under the lazier policies fsyncs are rare
-    /// and filling segments would cost more than it saves. Default `true`.
+    /// ext4. The next segment is prepared as `<id>.wal.prepared` (at most one
+    /// at a time) and renamed into the log when rotation takes it. The
+    /// cost: the active segment and the prepared one occupy their full size
+    /// while the log is open, and opening a log whose last segment is not
+    /// full fills it (up to `max_segment_size` of zeros). Sealing and a clean
+    /// close cut segments back to their last entry and remove the prepared
+    /// one, so a log at rest holds no zeros; after a crash the active
+    /// segment may end in zeros, which ironwal reads as a clean end and
+    /// kevo's reader does not (see [`Options::kevo_interop`]). When the zeros
+    /// cannot be written (a full disk), the log goes on without them and
+    /// counts it in [`Metrics::preallocation_failures`](crate::Metrics).
+    /// Applies under [`SyncPolicy::Always`] only: under the lazier policies
+    /// fsyncs are rare and filling segments would cost more than it saves.
+    /// Default `true`.
     pub preallocate: bool,
     /// Under [`SyncPolicy::Always`], how long the leader of a group commit
     /// waits before cutting the group, to let more appenders join it (like
@@ -128,6 +136,25 @@ impl Options {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The defaults, without preallocation: every file named `*.wal` holds
+    /// only what was written to it, so kevo's own reader (`ReplayWALDir`)
+    /// replays the log without an error or a skipped byte even after a
+    /// crash or `kill -9` of the writer, and kevo's `ReuseWAL` may append to
+    /// it. (With the defaults, that holds after a clean close only; a crash
+    /// leaves the active segment's zero tail, which kevo reads as damage.)
+    /// One limit no setting removes: a power loss in the middle of a write
+    /// can leave a torn last record, which kevo's reader fails on and
+    /// ironwal truncates the next time it opens the log. Costs about half
+    /// the durable appends per second of the defaults on ext4.
+    ///
+    /// ```
+    /// let options = ironwal::Options::kevo_interop();
+    /// assert!(!options.preallocate);
+    /// ```
+    pub fn kevo_interop() -> Self {
+        Self::default().preallocate(false)
     }
 
     /// Sets [`Options::max_segment_size`].

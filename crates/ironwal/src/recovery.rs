@@ -16,6 +16,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::Op;
 use crate::reader::{Assembler, Problem, Resync, Scan, SegmentScanner, Slot, Step};
 use crate::segment::{list_segments, SegmentId};
+use crate::segment_record::{Expect, Missing, RecordState, SegmentRecord};
 use crate::seq::Seq;
 use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
 
@@ -156,6 +157,29 @@ pub struct RecoveryReport {
     pub dropped: Vec<DroppedRange>,
     /// Segments after the recovery point, not read (`PointInTime`).
     pub ignored_segments: Vec<PathBuf>,
+    /// Whether the log has a segment record, and whether the segments were
+    /// checked against it (a missing, shortened or swapped segment is then
+    /// corruption, in `dropped` or an error).
+    pub record: RecordState,
+    /// Where the sequence jumps ahead between one entry and the next. For
+    /// information: kevo burns sequence numbers on some failed writes, so a
+    /// gap alone proves no loss; in a log with a segment record, a gap where
+    /// a segment begins is checked against the record.
+    pub gaps: Vec<SequenceGap>,
+}
+
+/// A jump in the sequence: the entry at `offset` of `segment` is numbered
+/// `next`, the one before it `after`, and `after + 1 < next`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequenceGap {
+    /// The segment holding the entry after the gap.
+    pub segment: PathBuf,
+    /// The byte offset of that entry.
+    pub offset: u64,
+    /// The sequence before the gap.
+    pub after: Seq,
+    /// The sequence after the gap.
+    pub next: Seq,
 }
 
 impl RecoveryReport {
@@ -170,6 +194,8 @@ impl RecoveryReport {
             claimed_seq: None,
             dropped: Vec::new(),
             ignored_segments: Vec::new(),
+            record: RecordState::Absent,
+            gaps: Vec::new(),
         }
     }
 
@@ -311,6 +337,14 @@ pub struct LogReader {
     next_source: usize,
     /// Whether each source holds a valid record, once asked.
     holds_valid: Vec<Option<bool>>,
+    /// What the segment record says of each source (empty without one).
+    expect: Vec<Expect>,
+    /// Recorded segments missing from `sources`, in log order; those before
+    /// `next_missing` have been dealt with.
+    missing: Vec<Missing>,
+    next_missing: usize,
+    /// The directory the segment record describes.
+    record_dir: PathBuf,
     scanner: Option<SegmentScanner>,
     /// Path of the segment `scanner` reads.
     path: PathBuf,
@@ -341,7 +375,8 @@ impl LogReader {
         mode: RecoveryMode,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let sources = match storage.kind_of(path).map_err(Error::io(path))? {
+        let kind = storage.kind_of(path).map_err(Error::io(path))?;
+        let sources = match kind {
             PathKind::Missing => {
                 return Err(Error::NotFound {
                     path: path.to_path_buf(),
@@ -367,7 +402,31 @@ impl LogReader {
                 }]
             }
         };
-        Ok(Self::from_sources(storage, sources, mode))
+        let reader = Self::from_sources(Arc::clone(&storage), sources, mode);
+        if kind != PathKind::Dir {
+            return Ok(reader);
+        }
+        let (record, state) = SegmentRecord::load(&*storage, path)?;
+        Ok(reader.with_record(path, record.as_ref(), state))
+    }
+
+    /// Checks the segments against the log's segment record as they are
+    /// read (`record` is `None` when there is none, or it is unreadable).
+    pub(crate) fn with_record(
+        mut self,
+        dir: &Path,
+        record: Option<&SegmentRecord>,
+        state: RecordState,
+    ) -> Self {
+        self.report.record = state;
+        self.record_dir = dir.to_path_buf();
+        if let Some(record) = record {
+            let ids: Vec<SegmentId> = self.sources.iter().filter_map(|s| s.id).collect();
+            if ids.len() == self.sources.len() {
+                (self.expect, self.missing) = record.expectations(&ids);
+            }
+        }
+        self
     }
 
     pub(crate) fn from_sources(
@@ -380,6 +439,10 @@ impl LogReader {
             mode,
             from: Seq::ZERO,
             holds_valid: vec![None; sources.len()],
+            expect: Vec::new(),
+            missing: Vec::new(),
+            next_missing: 0,
+            record_dir: PathBuf::new(),
             sources,
             next_source: 0,
             scanner: None,
@@ -491,7 +554,12 @@ impl LogReader {
                     match self.asm.push(offset, kind, payload) {
                         Step::Pending => continue,
                         Step::Ready => {
-                            self.take_item();
+                            if let Some((offset, kind)) = self.take_item() {
+                                let len = scanner_len(&self.scanner) - offset;
+                                let path = self.path.clone();
+                                self.on_record_problem(path, offset, len, kind)?;
+                                continue;
+                            }
                             if self.slots.is_empty() {
                                 continue;
                             }
@@ -504,14 +572,14 @@ impl LogReader {
                     Some(problem) => problem,
                     None => {
                         let len = scanner.len();
-                        self.close_segment(len);
+                        self.end_segment(len)?;
                         continue;
                     }
                 },
                 Scan::ZeroTail { offset } => match self.asm.finish_segment() {
                     Some(problem) => problem,
                     None => {
-                        self.close_segment(offset);
+                        self.end_segment(offset)?;
                         continue;
                     }
                 },
@@ -544,6 +612,9 @@ impl LogReader {
 
     fn open_next(&mut self) -> Result<()> {
         let index = self.next_source;
+        if self.stopped_at_missing(index)? {
+            return Ok(());
+        }
         let Some((file, len)) = self.open_source(index)? else {
             self.done = true;
             return Ok(());
@@ -562,7 +633,119 @@ impl LogReader {
         self.scanner = Some(SegmentScanner::new(file, len));
         self.path.clone_from(&source.path);
         self.asm.start_segment();
+        if self.expect.get(index) == Some(&Expect::Unrecorded) {
+            let path = self.path.clone();
+            self.on_record_problem(path, 0, len, CorruptionKind::UnrecordedSegment)?;
+        }
         Ok(())
+    }
+
+    /// Deals with the recorded segments missing before source `index` (all
+    /// that are left, at the end); `Ok(true)` if the log ends there.
+    fn stopped_at_missing(&mut self, index: usize) -> Result<bool> {
+        while !self.done {
+            let Some(missing) = self.missing.get(self.next_missing) else {
+                break;
+            };
+            if missing.before > index {
+                break;
+            }
+            let (path, len) = (self.record_dir.join(missing.id.file_name()), missing.len);
+            self.next_missing += 1;
+            self.on_record_problem(path, 0, len, CorruptionKind::SegmentMissing)?;
+            if self.done {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// What the segment record says of the segment being read.
+    fn expected(&self) -> Expect {
+        self.next_source
+            .checked_sub(1)
+            .and_then(|i| self.expect.get(i))
+            .copied()
+            .unwrap_or(Expect::Nothing)
+    }
+
+    /// The sequence the current segment's first entry must have, if the
+    /// segment record says.
+    fn expected_first(&self) -> Option<u64> {
+        match self.expected() {
+            Expect::Sealed { first, .. } => first,
+            Expect::Active { first } => Some(first),
+            Expect::Continues => self.report.highest_seq.map(|s| s.get() + 1),
+            Expect::Nothing | Expect::Unrecorded => None,
+        }
+    }
+
+    /// The current segment ended where its log ends (`valid_len`): checks
+    /// a sealed one against the segment record.
+    fn end_segment(&mut self, valid_len: u64) -> Result<()> {
+        self.close_segment(valid_len);
+        let Expect::Sealed { len, last, .. } = self.expected() else {
+            return Ok(());
+        };
+        let found_last = self.segment_report().and_then(|s| s.last_seq).map(Seq::get);
+        let kind = if valid_len != len {
+            CorruptionKind::SegmentLength {
+                recorded: len,
+                found: valid_len,
+            }
+        } else if found_last != last {
+            CorruptionKind::LastSequence {
+                recorded: last.unwrap_or(0),
+                found: found_last.unwrap_or(0),
+            }
+        } else {
+            return Ok(());
+        };
+        let path = self.path.clone();
+        self.on_record_problem(path, valid_len, len.saturating_sub(valid_len), kind)
+    }
+
+    /// A segment does not match the segment record: corruption, never a
+    /// torn tail (a crash cannot do it), dealt with as the mode says.
+    /// `offset..offset + len` is what of the segment cannot be used.
+    fn on_record_problem(
+        &mut self,
+        segment: PathBuf,
+        offset: u64,
+        len: u64,
+        kind: CorruptionKind,
+    ) -> Result<()> {
+        tracing::warn!(segment = %segment.display(), offset, %kind, "the log does not match its segment record");
+        match self.mode {
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
+                self.done = true;
+                Err(Error::Corruption {
+                    segment,
+                    offset,
+                    kind,
+                })
+            }
+            RecoveryMode::PointInTime => {
+                self.drop_range(segment.clone(), offset, len, kind, DropCause::Corruption);
+                if self.scanner.is_some() && self.path == segment {
+                    self.asm.abandon();
+                    if offset == 0 {
+                        // Nothing of it is used: it goes aside with the
+                        // segments after the recovery point.
+                        self.report.segments.pop();
+                        self.done_bytes += self.scanner.take().map_or(0, |s| s.len());
+                        self.report.ignored_segments.push(segment);
+                    } else {
+                        self.close_segment(offset);
+                    }
+                }
+                self.stop(false)
+            }
+            RecoveryMode::SkipCorrupted => {
+                self.drop_range(segment, offset, len, kind, DropCause::Corruption);
+                Ok(())
+            }
+        }
     }
 
     fn close_segment(&mut self, valid_len: u64) {
@@ -573,10 +756,40 @@ impl LogReader {
     }
 
     /// Records the complete item in the report and lists its operations.
-    fn take_item(&mut self) {
+    /// Returns where and how the item breaks the segment record, if it does
+    /// (and the mode does not read on): its operations are then not listed.
+    fn take_item(&mut self) -> Option<(u64, CorruptionKind)> {
         let end = self.scanner.as_ref().map_or(0, SegmentScanner::pos);
         let start = self.item_start.take().unwrap_or(end);
         let item = self.asm.list_ops(self.from, &mut self.slots);
+        let starts_segment = self.segment_report().is_some_and(|s| s.first_seq.is_none());
+        if let (Some(first), Some(expected), true) =
+            (item.first, self.expected_first(), starts_segment)
+        {
+            if first.get() != expected {
+                let kind = CorruptionKind::SequenceGap {
+                    expected,
+                    found: first.get(),
+                };
+                if self.mode != RecoveryMode::SkipCorrupted {
+                    self.slots.clear();
+                    return Some((start, kind));
+                }
+                // Salvage reads on: the entries are genuine, only out of place.
+                let path = self.path.clone();
+                self.drop_range(path, start, 0, kind, DropCause::Corruption);
+            }
+        }
+        if let (Some(first), Some(before)) = (item.first, self.report.highest_seq) {
+            if first.get() > before.get() + 1 {
+                self.report.gaps.push(SequenceGap {
+                    segment: self.path.clone(),
+                    offset: start,
+                    after: before,
+                    next: first,
+                });
+            }
+        }
         self.item_is_batch = item.batch;
         let report = &mut self.report;
         report.claimed_seq = self.asm.claimed().map(Seq::new);
@@ -592,6 +805,7 @@ impl LogReader {
             }
             segment.last_seq = segment.last_seq.max(item.last);
         }
+        None
     }
 
     /// Whether any valid record exists after the problem: in the rest of this
@@ -637,7 +851,10 @@ impl LogReader {
             .asm
             .unit_start()
             .map_or(problem.offset, |start| start.min(problem.offset));
-        let torn = !self.valid_after(&problem)?;
+        // A sealed segment was synced before the record listed it: damage in
+        // it is never an interrupted write.
+        let sealed = matches!(self.expected(), Expect::Sealed { .. });
+        let torn = !sealed && !self.valid_after(&problem)?;
         let segment = self.path.clone();
         let seg_len = self.scanner.as_ref().map_or(0, SegmentScanner::len);
         match (self.mode, torn) {
@@ -754,6 +971,11 @@ impl LogReader {
         }
         Ok(())
     }
+}
+
+/// The length of the segment `scanner` reads (0 without one).
+fn scanner_len(scanner: &Option<SegmentScanner>) -> u64 {
+    scanner.as_ref().map_or(0, SegmentScanner::len)
 }
 
 impl Iterator for LogReader {

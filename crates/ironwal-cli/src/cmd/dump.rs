@@ -44,11 +44,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     }
     out.flush()?;
     let report = reader.report();
-    if not_a_log(&args.path, report) {
-        eprintln!(
-            "ironwal: {}: no valid record found: not a write-ahead log segment",
-            args.path.display()
-        );
+    if let Some(why) = not_a_log(&args.path, report) {
+        eprintln!("ironwal: {why}");
         return Ok(ExitCode::from(2));
     }
     for range in &report.dropped {

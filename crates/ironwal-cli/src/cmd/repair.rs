@@ -140,6 +140,20 @@ fn in_place(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>, SalvageReport)> {
     let report = ironwal::salvage(dir, &target)?;
 
     let mut backups = Vec::new();
+    // The segment record describes the damaged segments: it goes first (to
+    // `.bak` like them), and the next open records the repaired log.
+    let record = dir.join(ironwal::RECORD_FILE);
+    if record.exists() {
+        let backup = dir.join(format!("{}.bak", ironwal::RECORD_FILE));
+        ensure!(
+            !backup.exists(),
+            "{} already exists; move it away first",
+            backup.display()
+        );
+        fs::rename(&record, &backup).with_context(|| format!("renaming {}", record.display()))?;
+        storage.sync_dir(dir)?;
+        backups.push(backup);
+    }
     for segment in &report.source.segments {
         let mut backup = segment.path.clone().into_os_string();
         backup.push(".bak");

@@ -10,7 +10,7 @@ use ironwal::format::MAX_PAYLOAD;
 use ironwal::{DropCause, Histogram, LogReader, Op, RecoveryMode, RecoveryReport, WriteBatch};
 use serde::Serialize;
 
-use crate::output::{not_a_log, Mode, Progress};
+use crate::output::{not_a_log, JsonGap, Mode, Progress};
 
 /// Summarise a log: its segments (size, sequences, entries), operation
 /// counts, key and value size histograms, batches, fragmented entries, and
@@ -57,6 +57,8 @@ struct JsonStats {
     batch_sizes: Vec<(u64, u64)>,
     torn_tail: Option<JsonRange>,
     corrupt: Vec<JsonRange>,
+    /// Sequence gaps (information).
+    gaps: Vec<JsonGap>,
     error: Option<String>,
 }
 
@@ -121,11 +123,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     progress.finish();
     let report = reader.report();
-    if not_a_log(&args.path, report) {
-        anyhow::bail!(
-            "{}: no valid record found: not a write-ahead log segment",
-            args.path.display()
-        );
+    if let Some(why) = not_a_log(&args.path, report) {
+        anyhow::bail!(why);
     }
     let mut out = io::stdout().lock();
     if args.json {
@@ -189,6 +188,7 @@ fn to_json(
             .filter(|d| d.cause == DropCause::Corruption)
             .map(range)
             .collect(),
+        gaps: JsonGap::all(report),
         error: error.map(ToString::to_string),
     }
 }
@@ -273,6 +273,16 @@ fn print_human(
             d.segment.display(),
             d.offset,
             d.kind
+        )?;
+    }
+    for g in &report.gaps {
+        writeln!(
+            out,
+            "sequence gap {} then {} at {} offset {} (information)",
+            g.after,
+            g.next,
+            g.segment.display(),
+            g.offset
         )?;
     }
     if let Some(error) = error {

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use ironwal::{DropCause, Error, LogReader, RecoveryMode, RecoveryReport};
+use ironwal::{
+    DropCause, Error, LogReader, RecordState, RecoveryMode, RecoveryReport, RECORD_FILE,
+};
 use serde::Serialize;
 
-use crate::output::{not_a_log, Mode, Progress};
+use crate::output::{not_a_log, JsonGap, Mode, Progress};
 
 /// Read a whole log under a recovery mode and print what recovery finds.
 /// Reads only: never locks, truncates or modifies the log.
@@ -60,6 +62,9 @@ struct JsonReport {
     dropped: Vec<JsonDropped>,
     ignored_segments: Vec<String>,
     error: Option<JsonError>,
+    /// `absent`, `checked`, or `unreadable: <why>`.
+    record: Option<String>,
+    gaps: Vec<JsonGap>,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,10 +122,10 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
         Err(e) => (None, Some(e)),
     };
-    let not_a_log = report.as_ref().is_some_and(|r| not_a_log(&args.path, r));
+    let not_a_log = report.as_ref().and_then(|r| not_a_log(&args.path, r));
     let status = match (&error, &report) {
-        _ if not_a_log => Status::Error,
         (Some(Error::Corruption { .. }), _) => Status::Corrupt,
+        _ if not_a_log.is_some() => Status::Error,
         (Some(_), _) | (None, None) => Status::Error,
         (None, Some(r)) if r.has_corruption() => Status::Corrupt,
         (None, Some(r)) if r.torn_tail().is_some() => Status::TornTail,
@@ -128,7 +133,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let mut out = io::stdout().lock();
     if args.json {
-        let json = to_json(args, mode, status, report.as_ref(), error.as_ref());
+        let json = to_json(
+            args,
+            mode,
+            status,
+            report.as_ref(),
+            error.as_ref(),
+            not_a_log,
+        );
         serde_json::to_writer(&mut out, &json)?;
         writeln!(out)?;
     } else {
@@ -139,6 +151,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             status,
             report.as_ref(),
             error.as_ref(),
+            not_a_log.as_deref(),
         )?;
     }
     out.flush()?;
@@ -151,6 +164,7 @@ fn to_json(
     status: Status,
     report: Option<&RecoveryReport>,
     error: Option<&Error>,
+    not_a_log: Option<String>,
 ) -> JsonReport {
     let display = |p: &std::path::Path| p.display().to_string();
     JsonReport {
@@ -209,16 +223,25 @@ fn to_json(
                 },
             })
             .or_else(|| {
-                (status == Status::Error).then(|| JsonError {
-                    message: NOT_A_LOG.to_owned(),
+                not_a_log.map(|message| JsonError {
+                    message,
                     segment: None,
                     offset: None,
                 })
             }),
+        record: report.map(|r| record_state(&r.record)),
+        gaps: report.map(JsonGap::all).unwrap_or_default(),
     }
 }
 
-const NOT_A_LOG: &str = "no valid record found: this is not a write-ahead log segment";
+/// How the report's segment record state is spelled in the output.
+fn record_state(state: &RecordState) -> String {
+    match state {
+        RecordState::Absent => "absent".to_owned(),
+        RecordState::Checked => "checked".to_owned(),
+        RecordState::Unreadable { reason } => format!("unreadable: {reason}"),
+    }
+}
 
 fn print_human(
     out: &mut impl Write,
@@ -227,6 +250,7 @@ fn print_human(
     status: Status,
     report: Option<&RecoveryReport>,
     error: Option<&Error>,
+    not_a_log: Option<&str>,
 ) -> io::Result<()> {
     writeln!(out, "log:      {} (mode {mode})", args.path.display())?;
     if let Some(report) = report {
@@ -273,11 +297,31 @@ fn print_human(
         for p in &report.ignored_segments {
             writeln!(out, "ignored after the recovery point: {}", p.display())?;
         }
+        let record = match &report.record {
+            RecordState::Absent => {
+                "none (a kevo log, or an older ironwal's): lost segments cannot be told".to_owned()
+            }
+            RecordState::Checked => format!("segments checked against {RECORD_FILE}"),
+            RecordState::Unreadable { reason } => {
+                format!("{RECORD_FILE} is unreadable ({reason}); segments not checked")
+            }
+        };
+        writeln!(out, "record:   {record}")?;
+        for g in &report.gaps {
+            writeln!(
+                out,
+                "sequence gap (information): {} then {} at {} offset {}",
+                g.after,
+                g.next,
+                g.segment.display(),
+                g.offset
+            )?;
+        }
     }
     if let Some(error) = error {
         writeln!(out, "error:    {error}")?;
-    } else if status == Status::Error {
-        writeln!(out, "error:    {NOT_A_LOG}")?;
+    } else if let Some(why) = not_a_log {
+        writeln!(out, "error:    {why}")?;
     }
     let verdict = match status {
         Status::Clean => "clean",

@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery::RecoveryReport;
 use crate::segment::SegmentId;
+use crate::segment_record::{SealedSegment, SegmentRecord};
 use crate::seq::Seq;
 use crate::storage::{DirLock, StorageFile};
 
@@ -49,6 +50,9 @@ pub(super) struct Inner {
     pub(super) preparer: Option<Preparer>,
     /// Preallocations that failed (and were done without).
     pub(super) prealloc_failures: Arc<AtomicU64>,
+    /// The segment record as last written (or meant to be). Taken before
+    /// `state` when both are needed.
+    pub(super) record: Mutex<SegmentRecord>,
     pub(super) lock: Mutex<Option<Box<dyn DirLock>>>,
     pub(super) report: RecoveryReport,
 }
@@ -63,6 +67,18 @@ pub(super) struct SegmentMeta {
     /// Bytes of the segment that hold the log (for a sealed segment; the
     /// active one's is `Active::written`). Past it: zeros or nothing.
     pub(super) len: u64,
+}
+
+impl SegmentMeta {
+    /// The segment as the segment record lists it once sealed.
+    pub(super) fn recorded(&self) -> SealedSegment {
+        SealedSegment {
+            id: self.id,
+            len: self.len,
+            first: self.first_seq,
+            last: self.last_seq,
+        }
+    }
 }
 
 /// The segment appends go to.
@@ -337,6 +353,7 @@ impl Inner {
         state: State,
         preparer: Option<Preparer>,
         prealloc_failures: Arc<AtomicU64>,
+        record: SegmentRecord,
         lock: Box<dyn DirLock>,
         report: RecoveryReport,
     ) -> Self {
@@ -355,6 +372,7 @@ impl Inner {
             syncer: Mutex::new(None),
             preparer,
             prealloc_failures,
+            record: Mutex::new(record),
             lock: Mutex::new(Some(lock)),
             report,
         }
@@ -653,6 +671,10 @@ impl Inner {
         let offset = st.active.written;
         let file = Arc::clone(&st.active.file);
         let after = st.active.meta.id;
+        let sealing = SegmentMeta {
+            len: offset + data.len() as u64,
+            ..st.active.meta.clone()
+        };
         let (sealed, next) = MutexGuard::unlocked(st, || {
             let sealed = (|| {
                 if !data.is_empty() {
@@ -670,6 +692,9 @@ impl Inner {
                 Ok(()) => Some(self.next_segment(after)),
                 Err(_) => None,
             };
+            if let Some(Ok(next)) = &next {
+                self.record_rotation(&sealing, next.meta.id, upto + 1);
+            }
             (sealed, next)
         });
         st.writing = false;
@@ -713,6 +738,19 @@ impl Inner {
         self.io_done.notify_all();
         self.unpark(st);
         result
+    }
+
+    /// Writes the segment record after a rotation: `sealed` joins the sealed
+    /// segments and `active`, whose first entry will be `first`, is active.
+    /// A failure leaves the old record, which still describes the log (the
+    /// new segment reads as one that continues it), so it is only logged.
+    fn record_rotation(&self, sealed: &SegmentMeta, active: SegmentId, first: u64) {
+        let mut record = self.record.lock();
+        record.sealed.push(sealed.recorded());
+        record.active = Some((active, first));
+        if let Err(error) = record.store(&*self.options.storage, &self.dir) {
+            tracing::warn!(%error, "could not update the segment record after a rotation");
+        }
     }
 
     /// The segment to rotate into: the prepared one, or a new empty one.

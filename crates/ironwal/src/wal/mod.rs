@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::options::{Options, SyncPolicy};
 use crate::recovery::{DropCause, LogReader, RecoveryMode, RecoveryReport, Source};
 use crate::segment::{list_segments, lock_dir, SegmentId};
+use crate::segment_record::{SegmentRecord, RECORD_FILE};
 use crate::seq::Seq;
 use crate::storage::{OpenMode, Storage};
 use crate::write_batch::WriteBatch;
@@ -93,7 +94,9 @@ impl Wal {
                 limit: None,
             })
             .collect();
+        let (record, record_state) = SegmentRecord::load(&*storage, &dir)?;
         let report = LogReader::from_sources(Arc::clone(&storage), sources, options.recovery_mode)
+            .with_record(&dir, record.as_ref(), record_state)
             .finish()?;
         repair(&*storage, &dir, &report)?;
 
@@ -177,6 +180,13 @@ impl Wal {
             next_seq = highest + 1,
             "opened log"
         );
+        let now = SegmentRecord {
+            sealed: sealed.iter().map(SegmentMeta::recorded).collect(),
+            active: Some((active.meta.id, active.meta.first_seq.unwrap_or(highest + 1))),
+        };
+        if record.as_ref() != Some(&now) {
+            store_record_at_open(&*storage, &dir, &now)?;
+        }
         let state = State::new(&options, active, sealed, highest);
         let inner = Arc::new(Inner::new(
             dir,
@@ -184,6 +194,7 @@ impl Wal {
             state,
             preparer,
             prealloc_failures,
+            now,
             lock,
             report,
         ));
@@ -463,6 +474,8 @@ impl Wal {
     /// active segment is never deleted, and neither is any segment after one
     /// that must stay. Returns the deleted files.
     pub fn remove_segments_before(&self, seq: Seq) -> Result<Vec<PathBuf>> {
+        // Held throughout: the segment record changes in step with the files.
+        let mut record = self.inner.record.lock();
         let doomed: Vec<SegmentMeta> = {
             let mut st = self.inner.state.lock();
             if st.closed {
@@ -489,6 +502,18 @@ impl Wal {
             st.sealed.drain(..keep_from).collect()
         };
         let storage = &*self.inner.options.storage;
+        if doomed.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The record forgets the segments before their files go: a crash in
+        // between leaves files older than the record, which read as before.
+        let mut kept = record.clone();
+        kept.sealed.retain(|s| !doomed.iter().any(|d| d.id == s.id));
+        if let Err(error) = kept.store(storage, &self.inner.dir) {
+            self.inner.state.lock().sealed.splice(..0, doomed);
+            return Err(error);
+        }
+        *record = kept;
         let mut removed = Vec::with_capacity(doomed.len());
         let mut failure = None;
         for (i, meta) in doomed.iter().enumerate() {
@@ -539,6 +564,11 @@ fn repair(storage: &dyn Storage, dir: &Path, report: &RecoveryReport) -> Result<
     let mut changed = false;
     for range in &report.dropped {
         let path = &range.segment;
+        if range.kind.is_segment_level() {
+            // A segment that is missing, short or out of place: no bytes to
+            // cut (one that is out of place is among the ignored segments).
+            continue;
+        }
         match (range.cause, report.mode) {
             (DropCause::TornTail, _) => {
                 tracing::warn!(segment = %path.display(), offset = range.offset, "truncating torn tail");
@@ -621,4 +651,21 @@ fn copy_aside(storage: &dyn Storage, dir: &Path, from: &Path, offset: u64) -> Re
     }
     dst.sync_data().map_err(Error::io(&to))?;
     Ok(to)
+}
+
+/// Writes the segment record when opening. On failure (a full disk, say)
+/// the old record is removed rather than left stale, so the log still opens
+/// and a later open rebuilds the record; only if that fails too does open
+/// fail.
+fn store_record_at_open(storage: &dyn Storage, dir: &Path, record: &SegmentRecord) -> Result<()> {
+    let Err(error) = record.store(storage, dir) else {
+        return Ok(());
+    };
+    tracing::warn!(%error, "could not write the segment record; removing the old one");
+    let path = dir.join(RECORD_FILE);
+    match storage.remove_file(&path) {
+        Ok(()) => storage.sync_dir(dir).map_err(Error::io(dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => Err(error),
+    }
 }

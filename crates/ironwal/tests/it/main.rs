@@ -7,6 +7,7 @@ mod durability;
 mod follow;
 mod fragments;
 mod garbage;
+mod lost_segments;
 mod prealloc;
 mod proptests;
 mod salvage;
