@@ -420,13 +420,21 @@ fn a_short_write_before_a_prepared_segment_is_still_a_torn_tail() {
             .filter(|p| p.extension().is_some_and(|e| e == "wal"))
             .count()
     };
+    let prepared = || {
+        sim.snapshot()
+            .files()
+            .keys()
+            .filter(|p| p.to_string_lossy().ends_with(".wal.prepared"))
+            .count()
+    };
     for _ in 0..1000 {
-        if segments() == 2 {
+        if prepared() == 1 {
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert_eq!(segments(), 2, "the preparer made the next segment");
+    assert_eq!(prepared(), 1, "the preparer made the next segment");
+    assert_eq!(segments(), 1, "under a name no reader takes for a segment");
     sim.inject(FaultOp::Write, 1, FaultKind::ShortWrite);
     // The poisoned log would cut the half record away; make that fail too.
     sim.inject(FaultOp::SetLen, 1, FaultKind::Eio);
@@ -657,9 +665,9 @@ fn a_failed_segment_preparer_falls_back_to_creating_segments_at_rotation() {
 }
 
 #[test]
-fn a_failed_fsync_while_creating_the_first_segment_fails_the_open_cleanly() {
+fn a_failed_directory_fsync_while_creating_the_first_segment_fails_the_open_cleanly() {
     let sim = SimStorage::new();
-    sim.inject(FaultOp::Sync, 1, FaultKind::Eio);
+    sim.inject(FaultOp::SyncDir, 1, FaultKind::Eio);
     let options = options(&sim, SyncPolicy::Always)
         .preallocate(true)
         .max_segment_size(4096);
@@ -673,6 +681,47 @@ fn a_failed_fsync_while_creating_the_first_segment_fails_the_open_cleanly() {
     drop(wal);
     let (_, _, entries) = crash_and_reopen(&sim, SyncPolicy::Always, 7);
     ledger.check(&entries);
+}
+
+/// Zeros that cannot be made durable are not log data: the log opens
+/// without them, counts the failure, and keeps every acknowledged entry.
+#[test]
+fn a_failed_fsync_of_the_preallocated_zeros_is_done_without() {
+    let sim = SimStorage::new();
+    sim.inject(FaultOp::Sync, 1, FaultKind::Eio);
+    let options = options(&sim, SyncPolicy::Always)
+        .preallocate(true)
+        .max_segment_size(4096);
+    let wal = Wal::open(DIR, options).expect("open whose zero-fill fsync fails");
+    assert!(wal.metrics().preallocation_failures >= 1);
+    assert!(!wal.metrics().poisoned);
+    let mut ledger = Ledger::default();
+    ledger.put(&wal, 10).expect("append");
+    drop(wal);
+    let (_, _, entries) = crash_and_reopen(&sim, SyncPolicy::Always, 7);
+    ledger.check(&entries);
+}
+
+/// On a file system with room for the log's entries but not for one
+/// preallocated segment, the log opens, appends, rotates and closes.
+#[test]
+fn a_file_system_too_small_for_a_preallocated_segment_still_takes_the_log() {
+    let sim = SimStorage::new();
+    sim.limit_space(Some(64 * 1024));
+    let options = options(&sim, SyncPolicy::Always)
+        .preallocate(true)
+        .max_segment_size(1024 * 1024);
+    let wal = Wal::open(DIR, options.clone()).expect("open on a small file system");
+    assert!(wal.metrics().preallocation_failures >= 1);
+    let mut ledger = Ledger::default();
+    for _ in 0..20 {
+        ledger.put(&wal, 1000).expect("append");
+    }
+    wal.close().expect("close");
+    let wal = Wal::open(DIR, options).expect("reopen");
+    let entries = replay(&wal);
+    ledger.check(&entries);
+    assert_eq!(entries.len(), 20);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::mem;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::{JoinHandle, Thread};
@@ -48,8 +48,6 @@ pub(super) struct Inner {
     background_sync: Option<u64>,
     syncer: Mutex<Option<JoinHandle<()>>>,
     pub(super) preparer: Option<Preparer>,
-    /// Preallocations that failed (and were done without).
-    pub(super) prealloc_failures: Arc<AtomicU64>,
     /// The segment record as last written (or meant to be). Taken before
     /// `state` when both are needed.
     pub(super) record: Mutex<SegmentRecord>,
@@ -352,7 +350,6 @@ impl Inner {
         options: Options,
         state: State,
         preparer: Option<Preparer>,
-        prealloc_failures: Arc<AtomicU64>,
         record: SegmentRecord,
         lock: Box<dyn DirLock>,
         report: RecoveryReport,
@@ -371,7 +368,6 @@ impl Inner {
             syncer_wake: Condvar::new(),
             syncer: Mutex::new(None),
             preparer,
-            prealloc_failures,
             record: Mutex::new(record),
             lock: Mutex::new(Some(lock)),
             report,
@@ -756,11 +752,13 @@ impl Inner {
     /// The segment to rotate into: the prepared one, or a new empty one.
     fn next_segment(&self, after: SegmentId) -> Result<Active> {
         let storage = &*self.options.storage;
-        if let Some(prepared) = self.preparer.as_ref().and_then(|p| p.take(after)) {
-            match prepared.activate(storage, &self.dir) {
-                Ok(segment) => return Ok(Active::new(segment)),
-                Err(error) => {
-                    self.prealloc_failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(preparer) = &self.preparer {
+            let prepared = preparer.take(after);
+            match prepared.map(|p| p.activate(storage, &self.dir)) {
+                None => {}
+                Some(Ok(segment)) => return Ok(Active::new(segment)),
+                Some(Err(error)) => {
+                    preparer.failures().fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, "could not activate the prepared segment; creating one");
                 }
             }

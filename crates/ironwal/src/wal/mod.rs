@@ -6,7 +6,7 @@ mod commit;
 mod segments;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -117,7 +117,6 @@ impl Wal {
         // under lazier policies filling segments costs more than it saves.
         let prealloc = (options.preallocate && options.sync_policy == SyncPolicy::Always)
             .then_some(options.max_segment_size);
-        let prealloc_failures = Arc::new(AtomicU64::new(0));
         remove_stale_prepared(&*storage, &dir)?;
         let active = match (sealed.pop(), report.segments.last()) {
             // Continue the last segment while it has room (kevo's ReuseWAL
@@ -141,21 +140,17 @@ impl Wal {
         };
         let preparer = match prealloc {
             Some(size) => {
+                let preparer =
+                    Preparer::start(Arc::clone(&storage), dir.clone(), size, active.meta.id)?;
                 // Make the rest of the segment already-written blocks.
                 preallocate_active(
                     &*active.file,
                     &active.meta.path,
                     active.written,
                     size,
-                    &prealloc_failures,
+                    preparer.failures(),
                 );
-                Some(Preparer::start(
-                    Arc::clone(&storage),
-                    dir.clone(),
-                    size,
-                    active.meta.id,
-                    Arc::clone(&prealloc_failures),
-                )?)
+                Some(preparer)
             }
             None => None,
         };
@@ -188,16 +183,7 @@ impl Wal {
             store_record_at_open(&*storage, &dir, &now)?;
         }
         let state = State::new(&options, active, sealed, highest);
-        let inner = Arc::new(Inner::new(
-            dir,
-            options,
-            state,
-            preparer,
-            prealloc_failures,
-            now,
-            lock,
-            report,
-        ));
+        let inner = Arc::new(Inner::new(dir, options, state, preparer, now, lock, report));
         if inner.needs_syncer() {
             inner.start_syncer()?;
         }
@@ -373,7 +359,8 @@ impl Wal {
         metrics.last_seq = Seq::new(st.buffered_seq);
         metrics.durable_seq = Seq::new(st.durable_seq);
         metrics.poisoned = st.poisoned.is_some();
-        metrics.preallocation_failures = self.inner.prealloc_failures.load(Ordering::Relaxed);
+        metrics.preallocation_failures =
+            (self.inner.preparer.as_ref()).map_or(0, |p| p.failures().load(Ordering::Relaxed));
         metrics
     }
 

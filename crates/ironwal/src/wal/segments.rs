@@ -184,7 +184,8 @@ struct Shared {
     state: Mutex<PrepState>,
     changed: Condvar,
     stop: AtomicBool,
-    failures: Arc<AtomicU64>,
+    /// Preallocations that failed (and were done without).
+    failures: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -197,13 +198,11 @@ struct PrepState {
 
 impl Preparer {
     /// Starts the thread and asks it for a segment named above `after`.
-    /// Failed preparations are counted in `failures`.
     pub(super) fn start(
         storage: Arc<dyn Storage>,
         dir: PathBuf,
         size: u64,
         after: SegmentId,
-        failures: Arc<AtomicU64>,
     ) -> Result<Self> {
         let shared = Arc::new(Shared {
             storage,
@@ -216,7 +215,7 @@ impl Preparer {
             }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
-            failures,
+            failures: AtomicU64::new(0),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -252,6 +251,11 @@ impl Preparer {
         st.request = Some(ready.id);
         self.shared.changed.notify_all();
         Some(ready)
+    }
+
+    /// Counts a preallocation that failed.
+    pub(super) fn failures(&self) -> &AtomicU64 {
+        &self.shared.failures
     }
 
     /// Asks for a segment named above `after`.

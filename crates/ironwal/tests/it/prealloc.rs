@@ -183,7 +183,7 @@ fn restarts_continue_the_last_segment_and_cost_no_disk() {
         for i in 0..20u32 {
             let wal = Wal::open(tmp.path(), options.clone()).unwrap();
             wal.put(&i.to_be_bytes(), b"a value of some bytes").unwrap();
-            entry_bytes = wal.metrics().bytes + entry_bytes;
+            entry_bytes += wal.metrics().bytes;
             wal.close().unwrap();
             assert!(
                 allocated(tmp.path()) <= entry_bytes + SEGMENT + 64 * 1024,
