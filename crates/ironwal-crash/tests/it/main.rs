@@ -5,4 +5,5 @@ mod corpus;
 mod damage;
 mod fast;
 mod faults;
+mod kevo;
 mod kill9;
