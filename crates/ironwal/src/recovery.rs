@@ -155,7 +155,9 @@ pub struct RecoveryReport {
     pub claimed_seq: Option<Seq>,
     /// Every range dropped or skipped, in log order.
     pub dropped: Vec<DroppedRange>,
-    /// Segments after the recovery point, not read (`PointInTime`).
+    /// Segments not used: those after the recovery point (`PointInTime`),
+    /// and those out of place by the segment record (`PointInTime`,
+    /// `SkipCorrupted`). A `Wal` opening the log moves them aside.
     pub ignored_segments: Vec<PathBuf>,
     /// Whether the log has a segment record, and whether the segments were
     /// checked against it (a missing, shortened or swapped segment is then
@@ -343,6 +345,8 @@ pub struct LogReader {
     /// `next_missing` have been dealt with.
     missing: Vec<Missing>,
     next_missing: usize,
+    /// Whether a missing segment was reported just before the current one.
+    missing_before_current: bool,
     /// The directory the segment record describes.
     record_dir: PathBuf,
     scanner: Option<SegmentScanner>,
@@ -442,6 +446,7 @@ impl LogReader {
             expect: Vec::new(),
             missing: Vec::new(),
             next_missing: 0,
+            missing_before_current: false,
             record_dir: PathBuf::new(),
             sources,
             next_source: 0,
@@ -643,6 +648,7 @@ impl LogReader {
     /// Deals with the recorded segments missing before source `index` (all
     /// that are left, at the end); `Ok(true)` if the log ends there.
     fn stopped_at_missing(&mut self, index: usize) -> Result<bool> {
+        self.missing_before_current = false;
         while !self.done {
             let Some(missing) = self.missing.get(self.next_missing) else {
                 break;
@@ -652,6 +658,7 @@ impl LogReader {
             }
             let (path, len) = (self.record_dir.join(missing.id.file_name()), missing.len);
             self.next_missing += 1;
+            self.missing_before_current = true;
             self.on_record_problem(path, 0, len, CorruptionKind::SegmentMissing)?;
             if self.done {
                 return Ok(true);
@@ -675,9 +682,29 @@ impl LogReader {
         match self.expected() {
             Expect::Sealed { first, .. } => first,
             Expect::Active { first } => Some(first),
-            Expect::Continues => self.report.highest_seq.map(|s| s.get() + 1),
-            Expect::Nothing | Expect::Unrecorded => None,
+            // After a missing segment, where the log continues is unknown.
+            Expect::Continues if !self.missing_before_current => {
+                self.report.highest_seq.map(|s| s.get() + 1)
+            }
+            Expect::Continues | Expect::Nothing | Expect::Unrecorded => None,
         }
+    }
+
+    /// Whether the first entry read from the current segment, `first` at
+    /// byte `start`, shows the segment out of place; if so, the sequence
+    /// the segment should start with. At byte 0 the entry must be exactly
+    /// that one; after damage skipped at the segment's start (salvage) it
+    /// must at least lie among the segment's sequences.
+    fn out_of_place(&self, first: u64, start: u64) -> Option<u64> {
+        let expected = self.expected_first()?;
+        let fits = match self.expected() {
+            _ if start == 0 => first == expected,
+            Expect::Sealed {
+                last: Some(last), ..
+            } => (expected..=last).contains(&first),
+            _ => first >= expected,
+        };
+        (!fits).then_some(expected)
     }
 
     /// The current segment ended where its log ends (`valid_len`): checks
@@ -707,7 +734,10 @@ impl LogReader {
 
     /// A segment does not match the segment record: corruption, never a
     /// torn tail (a crash cannot do it), dealt with as the mode says.
-    /// `offset..offset + len` is what of the segment cannot be used.
+    /// `offset..offset + len` is what of the segment cannot be used. A
+    /// segment out of place (its first entry is not where the log goes on,
+    /// or the record does not list it) is set aside whole: listed with the
+    /// ignored segments, which a `Wal` opening the log moves aside.
     fn on_record_problem(
         &mut self,
         segment: PathBuf,
@@ -716,35 +746,35 @@ impl LogReader {
         kind: CorruptionKind,
     ) -> Result<()> {
         tracing::warn!(segment = %segment.display(), offset, %kind, "the log does not match its segment record");
+        if matches!(
+            self.mode,
+            RecoveryMode::Strict | RecoveryMode::TolerateTornTail
+        ) {
+            self.done = true;
+            return Err(Error::Corruption {
+                segment,
+                offset,
+                kind,
+            });
+        }
+        self.drop_range(segment.clone(), offset, len, kind, DropCause::Corruption);
+        let reading = self.scanner.is_some() && self.path == segment;
+        let out_of_place = matches!(
+            kind,
+            CorruptionKind::SequenceGap { .. } | CorruptionKind::UnrecordedSegment
+        );
+        if reading && out_of_place {
+            self.asm.abandon();
+            self.report.segments.pop();
+            self.done_bytes += self.scanner.take().map_or(0, |s| s.len());
+            self.report.ignored_segments.push(segment);
+        } else if reading {
+            self.asm.abandon();
+            self.close_segment(offset);
+        }
         match self.mode {
-            RecoveryMode::Strict | RecoveryMode::TolerateTornTail => {
-                self.done = true;
-                Err(Error::Corruption {
-                    segment,
-                    offset,
-                    kind,
-                })
-            }
-            RecoveryMode::PointInTime => {
-                self.drop_range(segment.clone(), offset, len, kind, DropCause::Corruption);
-                if self.scanner.is_some() && self.path == segment {
-                    self.asm.abandon();
-                    if offset == 0 {
-                        // Nothing of it is used: it goes aside with the
-                        // segments after the recovery point.
-                        self.report.segments.pop();
-                        self.done_bytes += self.scanner.take().map_or(0, |s| s.len());
-                        self.report.ignored_segments.push(segment);
-                    } else {
-                        self.close_segment(offset);
-                    }
-                }
-                self.stop(false)
-            }
-            RecoveryMode::SkipCorrupted => {
-                self.drop_range(segment, offset, len, kind, DropCause::Corruption);
-                Ok(())
-            }
+            RecoveryMode::PointInTime => self.stop(false),
+            _ => Ok(()),
         }
     }
 
@@ -763,21 +793,19 @@ impl LogReader {
         let start = self.item_start.take().unwrap_or(end);
         let item = self.asm.list_ops(self.from, &mut self.slots);
         let starts_segment = self.segment_report().is_some_and(|s| s.first_seq.is_none());
-        if let (Some(first), Some(expected), true) =
-            (item.first, self.expected_first(), starts_segment)
-        {
-            if first.get() != expected {
+        if let (Some(first), true) = (item.first, starts_segment) {
+            if let Some(expected) = self.out_of_place(first.get(), start) {
                 let kind = CorruptionKind::SequenceGap {
                     expected,
                     found: first.get(),
                 };
-                if self.mode != RecoveryMode::SkipCorrupted {
-                    self.slots.clear();
-                    return Some((start, kind));
-                }
-                // Salvage reads on: the entries are genuine, only out of place.
-                let path = self.path.clone();
-                self.drop_range(path, start, 0, kind, DropCause::Corruption);
+                // The segment is out of place (or one before it is lost):
+                // none of it is yielded, in any mode, so nothing comes out of
+                // order. What it claims still counts, so no new entry takes
+                // one of its numbers.
+                self.slots.clear();
+                self.report.claimed_seq = self.asm.claimed().map(Seq::new);
+                return Some((start, kind));
             }
         }
         if let (Some(first), Some(before)) = (item.first, self.report.highest_seq) {

@@ -12,6 +12,7 @@ use ironwal::format::{encode_header_batch, RecordType, HEADER_SIZE};
 use ironwal::storage::{MemStorage, OpenMode, Storage};
 use ironwal::{
     Entry, Error, Op, Options, RecoveryMode, SegmentId, Seq, SyncPolicy, Wal, WriteBatch,
+    RECORD_FILE,
 };
 
 use super::judge::read_log;
@@ -85,6 +86,9 @@ pub struct Fixture {
     pub entries: Vec<Entry>,
     /// Every item, in log order.
     pub items: Vec<Item>,
+    /// The segment record (`ironwal-segments`) ironwal keeps beside the
+    /// segments, or `None` for a fixture read as a log without one (kevo's).
+    pub record: Option<Vec<u8>>,
 }
 
 /// One way of damaging one segment file.
@@ -114,6 +118,16 @@ pub enum Damage {
         /// Sector number.
         sector: u64,
     },
+    /// Delete the segment file.
+    Delete {
+        /// Segment index.
+        file: usize,
+    },
+    /// Swap the names of the segment and the next one.
+    SwapWithNext {
+        /// Segment index.
+        file: usize,
+    },
 }
 
 impl Damage {
@@ -122,14 +136,27 @@ impl Damage {
         match self {
             Damage::Truncate { file, .. }
             | Damage::FlipBit { file, .. }
-            | Damage::ZeroSector { file, .. } => file,
+            | Damage::ZeroSector { file, .. }
+            | Damage::Delete { file }
+            | Damage::SwapWithNext { file } => file,
         }
     }
 
-    /// The damaged copy of `bytes`.
+    /// A second segment it damages, if any (the one a swap moves forward).
+    pub fn second_file(self) -> Option<usize> {
+        match self {
+            Damage::SwapWithNext { file } => Some(file + 1),
+            _ => None,
+        }
+    }
+
+    /// The damaged copy of `bytes`: what the segment's name holds after
+    /// the damage (nothing once deleted; a swap is [`Fixture::storage`]'s).
     pub fn apply(self, bytes: &[u8]) -> Vec<u8> {
         let mut out = bytes.to_vec();
         match self {
+            Damage::Delete { .. } => out.clear(),
+            Damage::SwapWithNext { .. } => {}
             Damage::Truncate { len, .. } => out.truncate(len as usize),
             Damage::FlipBit { byte, bit, .. } => {
                 if let Some(b) = out.get_mut(byte as usize) {
@@ -152,6 +179,7 @@ impl Damage {
     pub fn changed(self, original: &[u8]) -> Range<u64> {
         let len = original.len() as u64;
         match self {
+            Damage::Delete { .. } | Damage::SwapWithNext { .. } => 0..len,
             Damage::Truncate { len: cut, .. } => cut.min(len)..len,
             Damage::FlipBit { byte, .. } if byte < len => byte..byte + 1,
             Damage::FlipBit { .. } => 0..0,
@@ -198,6 +226,10 @@ impl fmt::Display for Damage {
                 sector * SECTOR,
                 (sector + 1) * SECTOR
             ),
+            Damage::Delete { file } => write!(f, "segment {file} deleted"),
+            Damage::SwapWithNext { file } => {
+                write!(f, "segments {file} and {} swapped names", file + 1)
+            }
         }
     }
 }
@@ -328,7 +360,7 @@ impl Fixture {
             Step::Single(g.op(put, 40)),
             Step::HeaderBatch(vec![g.op(put, 20)]),
         ];
-        Fixture::write(seed, Shape::Standard, 384, &steps, 200)
+        Fixture::write(seed, Shape::Standard, 384, &steps, 200, true)
     }
 
     /// A fixture whose every choice comes from `seed`.
@@ -380,19 +412,28 @@ impl Fixture {
             steps.push(step);
         }
         let zero_tail = [0, 0, 7, 300, 700][rng.below(5) as usize];
-        Fixture::write(seed, Shape::Random, max_segment_size, &steps, zero_tail)
+        let record = rng.below(4) != 0;
+        Fixture::write(
+            seed,
+            Shape::Random,
+            max_segment_size,
+            &steps,
+            zero_tail,
+            record,
+        )
     }
 
     /// Writes `steps` with a `Wal` (header-form batches are appended to the
     /// last segment between two sessions), renames the segments
-    /// `00000000000000000001.wal`, … in order, and appends `zero_tail` zeros
-    /// to the last.
+    /// `00000000000000000001.wal`, … in order, appends `zero_tail` zeros
+    /// to the last, and (if `record`) has ironwal record the segments.
     fn write(
         seed: u64,
         shape: Shape,
         max_segment_size: u64,
         steps: &[Step],
         zero_tail: usize,
+        record: bool,
     ) -> Result<Fixture, String> {
         let mem = MemStorage::new();
         let dir = Path::new(DIR);
@@ -521,16 +562,35 @@ impl Fixture {
                 Ok(Item { segment, ..item })
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let fixture = Fixture {
+        let mut fixture = Fixture {
             seed,
             shape,
             max_segment_size,
             segments,
             entries,
             items,
+            record: None,
         };
+        if record {
+            fixture.record = Some(fixture.make_record()?);
+        }
         fixture.validate()?;
         Ok(fixture)
+    }
+
+    /// The segment record ironwal writes for the segments as they are: a
+    /// `Wal` opened on a copy of them writes it (with no size limit, so it
+    /// continues the last segment rather than start one).
+    fn make_record(&self) -> Result<Vec<u8>, String> {
+        let mem = self.storage(None);
+        let options = Options::default()
+            .storage(Arc::new(mem.clone()))
+            .preallocate(false)
+            .max_segment_size(u64::MAX);
+        let wal = Wal::open(DIR, options).map_err(|e| format!("recording: {e}"))?;
+        wal.close().map_err(|e| format!("recording: {e}"))?;
+        mem.read_file(&Path::new(DIR).join(RECORD_FILE))
+            .ok_or_else(|| "the Wal wrote no segment record".to_owned())
     }
 
     /// Checks that the items tile every segment (up to the zero tail) and
@@ -565,16 +625,23 @@ impl Fixture {
         Ok(())
     }
 
-    /// A file system holding the fixture, with segment `damaged.0` replaced
-    /// by `damaged.1`.
-    pub(super) fn storage(&self, damaged: Option<(usize, &[u8])>) -> MemStorage {
+    /// A file system holding the fixture (and its segment record), damaged
+    /// by `damage` if given.
+    pub fn storage(&self, damage: Option<Damage>) -> MemStorage {
         let mem = MemStorage::new();
+        let bytes = |i: usize| &self.segments[i].bytes;
         for (i, segment) in self.segments.iter().enumerate() {
-            let bytes = match damaged {
-                Some((file, bytes)) if file == i => bytes,
-                _ => &segment.bytes,
+            let content = match damage {
+                Some(Damage::Delete { file }) if file == i => continue,
+                Some(Damage::SwapWithNext { file }) if file == i => bytes(i + 1).clone(),
+                Some(Damage::SwapWithNext { file }) if file + 1 == i => bytes(i - 1).clone(),
+                Some(d) if d.file() == i => d.apply(bytes(i)),
+                _ => bytes(i).clone(),
             };
-            mem.write_file(&segment.path, bytes);
+            mem.write_file(&segment.path, &content);
+        }
+        if let Some(record) = &self.record {
+            mem.write_file(&Path::new(DIR).join(RECORD_FILE), record);
         }
         mem
     }
@@ -598,13 +665,21 @@ impl Fixture {
         self.len() == 0
     }
 
-    /// Every damage case of the fixture.
+    /// Every damage of the fixture; with a segment record, also every
+    /// segment deleted and every two neighbours swapped.
     pub fn cases(&self) -> Vec<Damage> {
-        self.segments
+        let n = self.segments.len();
+        let mut cases: Vec<Damage> = self
+            .segments
             .iter()
             .enumerate()
             .flat_map(|(file, s)| Damage::all_of(file, s.bytes.len() as u64))
-            .collect()
+            .collect();
+        if self.record.is_some() {
+            cases.extend((0..n).map(|file| Damage::Delete { file }));
+            cases.extend((0..n.saturating_sub(1)).map(|file| Damage::SwapWithNext { file }));
+        }
+        cases
     }
 }
 

@@ -89,8 +89,8 @@ impl fmt::Display for Reader {
 /// A damaged copy of a fixture, and what the damage touched.
 pub(super) struct Case<'a> {
     fx: &'a Fixture,
+    damage: Damage,
     file: usize,
-    bytes: Vec<u8>,
     /// Per item: whether the damage changed one of its bytes.
     touched: Vec<bool>,
     /// Per item: whether it is a header-form batch whose header record the
@@ -132,9 +132,10 @@ impl<'a> Case<'a> {
             .items
             .iter()
             .map(|item| {
-                item.segment == file
+                (item.segment == file
                     && item.range.start < changed.end
-                    && changed.start < item.range.end
+                    && changed.start < item.range.end)
+                    || damage.second_file() == Some(item.segment)
             })
             .collect();
         // A header-form batch's header record: 7 header bytes and 13 entry bytes.
@@ -158,15 +159,19 @@ impl<'a> Case<'a> {
         let high = in_file()
             .find(|item| item.range.contains(&changed.start))
             .map_or(changed.start, |item| item.range.end - 1);
-        let ends_cleanly = fx.items.get(first).is_some_and(|item| {
-            bytes
-                .get(item.range.start as usize..)
-                .is_none_or(|rest| rest.iter().all(|&b| b == 0))
-        });
+        // With a segment record, only the active (last) segment's length is
+        // not recorded: a sealed one that ends early is always found out.
+        let recorded = fx.record.is_some() && file + 1 < fx.segments.len();
+        let ends_cleanly = !recorded
+            && fx.items.get(first).is_some_and(|item| {
+                bytes
+                    .get(item.range.start as usize..)
+                    .is_none_or(|rest| rest.iter().all(|&b| b == 0))
+            });
         Case {
             fx,
+            damage,
             file,
-            bytes,
             touched,
             header_lost,
             first,
@@ -189,7 +194,7 @@ impl<'a> Case<'a> {
     /// Runs every reader over the damaged copy and judges each.
     pub(super) fn check(&self) -> Findings {
         let mut out = Findings::default();
-        let mem = self.fx.storage(Some((self.file, &self.bytes)));
+        let mem = self.fx.storage(Some(self.damage));
         let mut torn_tail_read = None;
         for mode in RecoveryMode::ALL {
             let (got, outcome) = read_log(&mem, mode, &self.fx.entries, &self.by_seq);
@@ -474,8 +479,11 @@ impl<'a> Case<'a> {
             );
         }
         let path = self.path();
+        let second = (self.damage.second_file()).map(|i| self.fx.segments[i].path.as_path());
         for range in &report.dropped {
-            if range.segment != path {
+            if Some(range.segment.as_path()) == second {
+                // A swap damages two segments; the second is out of place too.
+            } else if range.segment != path {
                 out.problem(
                     reader,
                     format!(
@@ -498,7 +506,9 @@ impl<'a> Case<'a> {
             }
         }
         for ignored in &report.ignored_segments {
-            if ignored.as_path() <= path {
+            // The damaged segment itself is set aside when it is out of
+            // place by the segment record.
+            if ignored.as_path() < path {
                 out.problem(
                     reader,
                     format!("ignored {}, not after the damage", ignored.display()),

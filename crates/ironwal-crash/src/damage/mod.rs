@@ -1,6 +1,8 @@
 //! Exhaustive damage: every truncation, every single-bit flip and every
-//! zeroed 512-byte sector of every segment of a multi-segment log, each read
-//! back under every recovery mode and opened as a [`Wal`](ironwal::Wal).
+//! zeroed 512-byte sector of every segment of a multi-segment log, and (when
+//! the log has its segment record) every segment deleted and every two
+//! neighbours' names swapped, each read back under every recovery mode and
+//! opened as a [`Wal`](ironwal::Wal).
 //!
 //! The fixture is written by ironwal itself (on a
 //! [`MemStorage`](ironwal::storage::MemStorage), without
@@ -8,7 +10,10 @@
 //! batches, header-form batches (kevo's `AppendBatch`, spliced in between
 //! `Wal` sessions with consecutive sequences) and an entry over 32 KiB cut
 //! into First/Middle/Last records. Its last segment ends in a stretch of
-//! zeros, as a preallocated segment does. The fixture knows the byte range of
+//! zeros, as a preallocated segment does. The standard fixture, and three
+//! random ones in four, carry the segment record (`ironwal-segments`) ironwal
+//! keeps beside its segments; the others read as a kevo log, which has none.
+//! The fixture knows the byte range of
 //! every *item* (an entry, or a batch of either form: what a reader yields
 //! whole or not at all). [`Fixture::standard`] fixes the kinds and order of
 //! the items and lets the seed choose their bytes; [`Fixture::random`] lets
@@ -48,12 +53,15 @@
 //!   highest entry it recovered, and a reread shows the recovered entries and
 //!   the new one, and nothing else.
 //!
-//! One outcome no reader can avoid is accepted and counted apart
-//! (`undetectable`): when the damage leaves a sealed segment ending cleanly
-//! where a touched item began (truncated there, or zeros from there on), the
-//! segment reads as a shorter, valid one. The format has no segment trailer
-//! and allows gaps between sequence numbers, so the missing items cannot be
-//! noticed; every other item must still come back. The other: when the
+//! One outcome no reader of a log without a segment record can avoid is
+//! accepted and counted apart (`undetectable`): when the damage leaves a
+//! sealed segment ending cleanly where a touched item began (truncated there,
+//! or zeros from there on), the segment reads as a shorter, valid one. The
+//! format has no segment trailer and allows gaps between sequence numbers,
+//! so the missing items cannot be noticed; every other item must still come
+//! back. With the record, a sealed segment's length is known and this is
+//! corruption like any other (only the active segment's end, which a crash
+//! may leave anywhere, is not recorded). The other: when the
 //! damage destroys the header record of a kevo header-form batch,
 //! `SkipCorrupted` resynchronises onto its later entries and yields them as
 //! single entries, since nothing in those records marks them as members of

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ironwal::storage::MemStorage;
-use ironwal::{Entry, Error, LogReader, RecoveryMode};
+use ironwal::{CorruptionKind, Entry, Error, LogReader, RecoveryMode};
 use ironwal_crash::damage::{self, check_case, check_fixture, Damage, Fixture, ItemKind};
 use ironwal_crash::rng::Rng;
 
@@ -42,15 +42,7 @@ fn standard() -> Fixture {
 
 /// Reads the fixture with one segment damaged.
 fn read(fx: &Fixture, damage: Damage, mode: RecoveryMode) -> (Vec<Entry>, Result<(), Error>) {
-    let mem = MemStorage::new();
-    for (i, segment) in fx.segments.iter().enumerate() {
-        let bytes = if i == damage.file() {
-            damage.apply(&segment.bytes)
-        } else {
-            segment.bytes.clone()
-        };
-        mem.write_file(&segment.path, &bytes);
-    }
+    let mem = fx.storage(Some(damage));
     let mut reader = LogReader::open_with(Arc::new(mem), damage::DIR, mode).expect("open reader");
     let mut entries = Vec::new();
     loop {
@@ -160,10 +152,58 @@ fn a_flip_in_the_zero_tail_leaves_every_entry_readable() {
 }
 
 #[test]
-fn a_sealed_segment_cut_at_an_item_boundary_cannot_be_noticed() {
+fn a_sealed_segment_cut_at_an_item_boundary_is_found_by_the_segment_record() {
+    let fx = standard();
+    assert!(fx.record.is_some());
+    let item = &fx.items[2];
+    let damage = Damage::Truncate {
+        file: item.segment,
+        len: item.range.start,
+    };
+    let (_, result) = read(&fx, damage, RecoveryMode::TolerateTornTail);
+    match result {
+        Err(Error::Corruption { segment, kind, .. }) => {
+            assert_eq!(segment, fx.segments[item.segment].path);
+            assert!(
+                matches!(kind, CorruptionKind::SegmentLength { .. }),
+                "{kind}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let tally = check_case(&fx, damage);
+    assert!(tally.passed() && tally.undetectable == 0, "{tally:?}");
+}
+
+#[test]
+fn every_segment_deleted_or_swapped_with_its_neighbour_is_never_clean() {
+    let fx = standard();
+    let n = fx.segments.len();
+    let damages = (0..n)
+        .map(|file| Damage::Delete { file })
+        .chain((0..n - 1).map(|file| Damage::SwapWithNext { file }));
+    for damage in damages {
+        let (_, result) = read(&fx, damage, RecoveryMode::TolerateTornTail);
+        assert!(result.is_err(), "{damage}: read as a clean log");
+        let tally = check_case(&fx, damage);
+        assert!(tally.passed(), "{damage}: {tally:?}");
+    }
+    // Without the record, a deleted sealed segment goes unnoticed: the
+    // harness can only count it as undetectable.
+    let mut kevo_like = standard();
+    kevo_like.record = None;
+    let (_, result) = read(&kevo_like, Damage::Delete { file: 1 }, RecoveryMode::Strict);
+    assert!(result.is_ok());
+    let tally = check_case(&kevo_like, Damage::Delete { file: 1 });
+    assert!(tally.undetectable > 0, "{tally:?}");
+}
+
+#[test]
+fn a_sealed_segment_cut_at_an_item_boundary_cannot_be_noticed_without_a_record() {
     // No trailer, and sequence gaps are legal: the rest of the log reads as
     // valid. The suite accepts exactly that, and counts it.
-    let fx = standard();
+    let mut fx = standard();
+    fx.record = None;
     let item = &fx.items[2];
     assert!(item.segment + 1 < fx.segments.len() && item.range.start > 0);
     let damage = Damage::Truncate {

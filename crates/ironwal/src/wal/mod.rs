@@ -98,6 +98,14 @@ impl Wal {
         let report = LogReader::from_sources(Arc::clone(&storage), sources, options.recovery_mode)
             .with_record(&dir, record.as_ref(), record_state)
             .finish()?;
+        if record.is_some() && !report.ignored_segments.is_empty()
+            || report.mode == RecoveryMode::PointInTime && report.has_corruption()
+        {
+            // Segments are about to move or shrink: drop the record first, so
+            // a crash before the new one is written leaves no stale record
+            // (a log without one is read as it is, then recorded again).
+            forget_record(&*storage, &dir)?;
+        }
         repair(&*storage, &dir, &report)?;
 
         let mut sealed: Vec<SegmentMeta> = report
@@ -649,10 +657,15 @@ fn store_record_at_open(storage: &dyn Storage, dir: &Path, record: &SegmentRecor
         return Ok(());
     };
     tracing::warn!(%error, "could not write the segment record; removing the old one");
+    forget_record(storage, dir).map_err(|_| error)
+}
+
+/// Removes the segment record, durably, if there is one.
+fn forget_record(storage: &dyn Storage, dir: &Path) -> Result<()> {
     let path = dir.join(RECORD_FILE);
     match storage.remove_file(&path) {
         Ok(()) => storage.sync_dir(dir).map_err(Error::io(dir)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(_) => Err(error),
+        Err(e) => Err(Error::Io { path, source: e }),
     }
 }

@@ -166,6 +166,26 @@ fn swapped_segments_are_corruption_and_never_read_out_of_order() {
     assert!(error.is_none());
     assert!(seqs.is_empty(), "{seqs:?}");
     assert_eq!(report.ignored_segments.len(), 4);
+
+    // Salvage sets both aside whole: nothing comes out of order.
+    let (seqs, error, report) = keys(tmp.path(), RecoveryMode::SkipCorrupted);
+    assert!(error.is_none());
+    assert_eq!(seqs, [5, 6, 7]);
+    assert_eq!(report.ignored_segments, files[..2]);
+    let skip = options().recovery_mode(RecoveryMode::SkipCorrupted);
+    let wal = Wal::open(tmp.path(), skip).unwrap();
+    assert_eq!(wal.next_seq(), Seq::new(8));
+    wal.close().unwrap();
+    let (seqs, error, report) = keys(tmp.path(), RecoveryMode::Strict);
+    assert!(
+        error.is_none() && report.is_clean(),
+        "{error:?} {report:#?}"
+    );
+    assert_eq!(seqs, [5, 6, 7]);
+    for file in &files[..2] {
+        let aside = format!("{}.corrupt", file.display());
+        assert!(Path::new(&aside).exists(), "{aside} kept");
+    }
 }
 
 #[test]
