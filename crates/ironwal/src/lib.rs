@@ -81,7 +81,19 @@
 //! a crash of the process alone (the machine stays up), everything written
 //! to the operating system survives; [`Wal::flush`] hands buffered appends
 //! to it. Under `Always`, segments are preallocated with zeros so each
-//! fdatasync overwrites allocated blocks ([`Options::preallocate`]).
+//! fdatasync overwrites allocated blocks ([`Options::preallocate`]); a
+//! clean close cuts them back, so a log at rest holds no zeros and kevo's
+//! own reader replays it. [`Options::kevo_interop`] keeps that true after a
+//! crash too.
+//!
+//! ## Lost segments
+//!
+//! The log records its sealed segments (name, length, sequences) in
+//! `ironwal-segments` beside them ([`RECORD_FILE`]). Opening or reading a
+//! log whose recorded segment is missing, cut short or out of place is
+//! [`Error::Corruption`] under the default mode, with a
+//! [`CorruptionKind`] saying which; [`RecoveryReport::record`] tells whether
+//! the log had a record to check against.
 //!
 //! ## Recovery modes
 //!

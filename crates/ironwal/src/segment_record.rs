@@ -18,7 +18,7 @@
 //! sealed 01795618051458572015.wal 1289 1 8
 //! sealed 01795618051462123597.wal 0 - -
 //! active 01795618051466426396.wal 9
-//! crc32 1c291ca3
+//! crc32 e296f99e
 //! ```
 //!
 //! The last line is the CRC-32 of every byte before it. A record that does
