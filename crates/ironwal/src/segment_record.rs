@@ -314,6 +314,25 @@ mod tests {
         );
     }
 
+    /// The example in the module docs (and docs/format.md) is a valid record.
+    #[test]
+    fn the_documented_example_reads() {
+        let text = "ironwal-segments 1\n\
+                    sealed 01795618051458572015.wal 1289 1 8\n\
+                    sealed 01795618051462123597.wal 0 - -\n\
+                    active 01795618051466426396.wal 9\n\
+                    crc32 e296f99e\n";
+        let record = SegmentRecord::decode(text.as_bytes()).unwrap();
+        assert_eq!(record.sealed.len(), 2);
+        assert_eq!(record.sealed[0].last, Some(8));
+        assert_eq!(record.sealed[1].first, None);
+        assert_eq!(
+            record.active,
+            Some((SegmentId::new(1_795_618_051_466_426_396), 9))
+        );
+        assert_eq!(record.encode(), text.as_bytes());
+    }
+
     #[test]
     fn damage_is_an_error_never_a_panic() {
         let bytes = record().encode();
