@@ -676,10 +676,15 @@ fn a_failed_directory_fsync_while_creating_the_first_segment_fails_the_open_clea
     // Nothing half-made is left behind to confuse the next open.
     let wal = Wal::open(DIR, options).expect("a second open");
     assert_eq!(wal.segments().len(), 1);
+    an_append_survives_power_loss(&sim, wal);
+}
+
+/// Appends one entry, drops the log, loses power, and checks the entry.
+fn an_append_survives_power_loss(sim: &SimStorage, wal: Wal) {
     let mut ledger = Ledger::default();
     ledger.put(&wal, 10).expect("append");
     drop(wal);
-    let (_, _, entries) = crash_and_reopen(&sim, SyncPolicy::Always, 7);
+    let (_, _, entries) = crash_and_reopen(sim, SyncPolicy::Always, 7);
     ledger.check(&entries);
 }
 
@@ -695,11 +700,7 @@ fn a_failed_fsync_of_the_preallocated_zeros_is_done_without() {
     let wal = Wal::open(DIR, options).expect("open whose zero-fill fsync fails");
     assert!(wal.metrics().preallocation_failures >= 1);
     assert!(!wal.metrics().poisoned);
-    let mut ledger = Ledger::default();
-    ledger.put(&wal, 10).expect("append");
-    drop(wal);
-    let (_, _, entries) = crash_and_reopen(&sim, SyncPolicy::Always, 7);
-    ledger.check(&entries);
+    an_append_survives_power_loss(&sim, wal);
 }
 
 /// On a file system with room for the log's entries but not for one
