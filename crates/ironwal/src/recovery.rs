@@ -16,7 +16,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::format::Op;
 use crate::reader::{Assembler, Problem, Resync, Scan, SegmentScanner, Slot, Step};
 use crate::segment::{list_segments, SegmentId};
-use crate::segment_record::{Expect, Missing, RecordState, SegmentRecord};
+use crate::segment_record::{Expect, Loaded, Missing, RecordState, SegmentRecord};
 use crate::seq::Seq;
 use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
 
@@ -379,39 +379,36 @@ impl LogReader {
         mode: RecoveryMode,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let kind = storage.kind_of(path).map_err(Error::io(path))?;
-        let sources = match kind {
-            PathKind::Missing => {
-                return Err(Error::NotFound {
-                    path: path.to_path_buf(),
-                })
-            }
-            PathKind::Dir => list_segments(&*storage, path)?
-                .into_iter()
-                .map(|(id, path)| Source {
-                    id: Some(id),
+        let source = |id, path| Source {
+            id,
+            path,
+            limit: None,
+        };
+        match storage.kind_of(path).map_err(Error::io(path))? {
+            PathKind::Missing => Err(Error::NotFound {
+                path: path.to_path_buf(),
+            }),
+            PathKind::Dir => {
+                let (segments, (record, state)) = consistent_listing(&*storage, path)?;
+                let sources = segments
+                    .into_iter()
+                    .map(|(id, path)| source(Some(id), path))
+                    .collect();
+                Ok(Self::from_sources(storage, sources, mode).with_record(
                     path,
-                    limit: None,
-                })
-                .collect(),
+                    record.as_ref(),
+                    state,
+                ))
+            }
             PathKind::File => {
                 let id = path
                     .file_name()
                     .and_then(|n| n.to_str())
                     .and_then(SegmentId::parse);
-                vec![Source {
-                    id,
-                    path: path.to_path_buf(),
-                    limit: None,
-                }]
+                let sources = vec![source(id, path.to_path_buf())];
+                Ok(Self::from_sources(storage, sources, mode))
             }
-        };
-        let reader = Self::from_sources(Arc::clone(&storage), sources, mode);
-        if kind != PathKind::Dir {
-            return Ok(reader);
         }
-        let (record, state) = SegmentRecord::load(&*storage, path)?;
-        Ok(reader.with_record(path, record.as_ref(), state))
     }
 
     /// Checks the segments against the log's segment record as they are
@@ -998,6 +995,29 @@ impl LogReader {
             self.close_segment(0);
         }
         Ok(())
+    }
+}
+
+/// The segments of `dir` and its segment record, as of one moment even
+/// beside a live writer: the record is read before and after the listing,
+/// and the listing is taken again if it changed in between (a writer
+/// records a new segment after creating it, and forgets one before removing
+/// it, so an unchanged record brackets a listing it describes).
+fn consistent_listing(
+    storage: &dyn Storage,
+    dir: &Path,
+) -> Result<(Vec<(SegmentId, PathBuf)>, Loaded)> {
+    const ATTEMPTS: usize = 10;
+    let mut before = SegmentRecord::load(storage, dir)?;
+    let mut attempts = 1;
+    loop {
+        let segments = list_segments(storage, dir)?;
+        let after = SegmentRecord::load(storage, dir)?;
+        if after == before || attempts == ATTEMPTS {
+            return Ok((segments, after));
+        }
+        before = after;
+        attempts += 1;
     }
 }
 

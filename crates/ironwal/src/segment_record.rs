@@ -63,6 +63,10 @@ pub(crate) struct SegmentRecord {
     pub(crate) active: Option<(SegmentId, u64)>,
 }
 
+/// A record as loaded: the record if it is there and reads, and what was
+/// found.
+pub(crate) type Loaded = (Option<SegmentRecord>, RecordState);
+
 /// What the directory holds in the way of a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordState {
@@ -189,10 +193,7 @@ impl SegmentRecord {
     }
 
     /// Reads the record of `dir`, if it has one.
-    pub(crate) fn load(
-        storage: &dyn Storage,
-        dir: &Path,
-    ) -> Result<(Option<SegmentRecord>, RecordState)> {
+    pub(crate) fn load(storage: &dyn Storage, dir: &Path) -> Result<Loaded> {
         let path = dir.join(RECORD_FILE);
         if storage.kind_of(&path).map_err(Error::io(&path))? != PathKind::File {
             return Ok((None, RecordState::Absent));

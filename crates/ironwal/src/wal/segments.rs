@@ -242,8 +242,6 @@ impl Preparer {
         if ready.id <= after {
             // Prepared for a rotation that did not use it: it would sit
             // before the active segment. Remove it rather than leak its space.
-            st.request = Some(after);
-            self.shared.changed.notify_all();
             drop(st);
             self.shared.discard(&ready);
             return None;

@@ -300,3 +300,133 @@ fn the_kevo_vectors_have_no_record_and_read_as_before() {
     assert_eq!(report.record, RecordState::Absent);
     assert!(report.is_clean());
 }
+
+/// A reader beside a writer that rotates and runs retention never takes the
+/// writer's work for a lost segment: it reads the record before and after
+/// listing the segments, and the writer records a segment after creating it
+/// and forgets one before removing it.
+#[test]
+fn a_reader_beside_a_rotating_writer_sees_no_lost_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let wal = Wal::open(&dir, options().max_segment_size(2048)).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..3000u32 {
+                wal.put(&i.to_be_bytes(), &[b'v'; 200]).unwrap();
+                if i % 50 == 0 {
+                    let keep = wal.last_seq().get().saturating_sub(40);
+                    wal.remove_segments_before(Seq::new(keep)).unwrap();
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let mut reads = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let outcome =
+                LogReader::open(&dir, RecoveryMode::SkipCorrupted).and_then(|r| r.finish());
+            match outcome {
+                Ok(report) => {
+                    for range in &report.dropped {
+                        assert!(!range.kind.is_segment_level(), "{range:?}");
+                    }
+                    reads += 1;
+                }
+                // A segment that retention removed while it was being read
+                // (reading beside retention is not atomic).
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(reads > 10, "{reads} reads");
+    });
+    wal.close().unwrap();
+}
+
+/// A `MemStorage` that runs a hook once, right after the next listing of a
+/// directory: a writer's work landing between a reader's listing and its
+/// reading of the segment record.
+#[derive(Default)]
+struct AfterListing {
+    mem: ironwal::storage::MemStorage,
+    hook: parking_lot::Mutex<Option<Hook>>,
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+impl std::fmt::Debug for AfterListing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfterListing").finish_non_exhaustive()
+    }
+}
+
+impl ironwal::storage::Storage for AfterListing {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.mem.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        let names = self.mem.list(dir);
+        if let Some(hook) = self.hook.lock().take() {
+            hook();
+        }
+        names
+    }
+    fn kind_of(&self, path: &Path) -> std::io::Result<ironwal::storage::PathKind> {
+        self.mem.kind_of(path)
+    }
+    fn open(
+        &self,
+        path: &Path,
+        mode: ironwal::storage::OpenMode,
+    ) -> std::io::Result<std::sync::Arc<dyn ironwal::storage::StorageFile>> {
+        self.mem.open(path, mode)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.mem.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.mem.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.mem.sync_dir(dir)
+    }
+    fn try_lock_dir(
+        &self,
+        dir: &Path,
+    ) -> std::io::Result<Option<Box<dyn ironwal::storage::DirLock>>> {
+        self.mem.try_lock_dir(dir)
+    }
+}
+
+/// The race above, made certain: the writer rotates and removes the oldest
+/// segment just after the reader listed the directory.
+#[test]
+fn a_rotation_and_retention_right_after_the_listing_is_no_lost_segment() {
+    let storage = std::sync::Arc::new(AfterListing::default());
+    let dir = Path::new("/log");
+    let wal = std::sync::Arc::new(Wal::open(dir, options().storage(storage.clone())).unwrap());
+    for i in 1..=6u8 {
+        wal.put(&[i], &[b'v'; 100]).unwrap();
+    }
+    assert_eq!(wal.segments().len(), 3);
+    let writer = std::sync::Arc::clone(&wal);
+    *storage.hook.lock() = Some(Box::new(move || {
+        writer.put(b"7", &[b'v'; 100]).unwrap();
+        writer.put(b"8", &[b'v'; 100]).unwrap();
+        assert_eq!(writer.segments().len(), 4, "rotated");
+        assert_eq!(writer.remove_segments_before(Seq::new(3)).unwrap().len(), 1);
+    }));
+    let report = LogReader::open_with(storage.clone(), dir, RecoveryMode::Strict)
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert!(storage.hook.lock().is_none(), "the hook ran");
+    assert!(report.is_clean(), "{report:#?}");
+    assert_eq!(report.entries, 6);
+    assert_eq!(
+        report.segments.len(),
+        3,
+        "the listing after the writer's work"
+    );
+}
