@@ -571,7 +571,11 @@ impl Assembler {
                 resync: Resync::SkipFrom(offset),
             });
         }
-        self.lost_batch = None;
+        if !matches!(decoded, Decoded::Bad(_)) {
+            // A sound entry outside the abandoned batch ends it; a malformed
+            // one says nothing about where the batch's members stop.
+            self.lost_batch = None;
+        }
         let (kind, resync) = match (decoded, &mut self.batch) {
             (Decoded::Bad(kind), _) => (kind, Resync::SkipFrom(offset)),
             (Decoded::BatchHeader { .. } | Decoded::Batch, Some(_)) => {
