@@ -711,6 +711,11 @@ impl LogReader {
         let Expect::Sealed { len, last, .. } = self.expected() else {
             return Ok(());
         };
+        if self.report.dropped.iter().any(|d| d.segment == self.path) {
+            // Damage was skipped in it (salvage): it explains a shorter
+            // segment or an earlier last entry, and is reported already.
+            return Ok(());
+        }
         let found_last = self.segment_report().and_then(|s| s.last_seq).map(Seq::get);
         let kind = if valid_len != len {
             CorruptionKind::SegmentLength {
