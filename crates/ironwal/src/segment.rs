@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::storage::{DirLock, Storage};
@@ -81,17 +81,34 @@ pub(crate) fn list_segments(
     Ok(segments)
 }
 
+/// How long a lock that is held is tried again before `Locked`: a child
+/// process the program starts holds copies of its open files from fork to
+/// exec, the lock's among them, so a log closed and reopened while another
+/// thread starts a process can find its own released lock still held for
+/// that instant.
+const LOCK_PATIENCE: Duration = Duration::from_millis(100);
+
 /// Takes the directory's exclusive lock.
 pub(crate) fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<Box<dyn DirLock>> {
-    match storage.try_lock_dir(dir) {
-        Ok(Some(lock)) => Ok(lock),
-        Ok(None) => Err(Error::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(source) => Err(Error::Io {
-            path: crate::storage::lock_path(dir),
-            source,
-        }),
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    loop {
+        match storage.try_lock_dir(dir) {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(None) => {
+                return Err(Error::Locked {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    path: crate::storage::lock_path(dir),
+                    source,
+                })
+            }
+        }
     }
 }
 

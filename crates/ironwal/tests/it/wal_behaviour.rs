@@ -892,3 +892,32 @@ fn sequence_exhaustion_is_an_error_not_a_wrap() {
     assert!(error.is_none());
     assert!(got == want);
 }
+
+/// A program that starts processes while it closes and reopens its log: a
+/// child holds copies of the parent's files from fork to exec, the lock's
+/// among them, which must not make the log's own reopen fail as `Locked`.
+#[test]
+fn reopening_while_other_threads_start_processes_is_not_locked_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::process::Command::new("true").status();
+                }
+            });
+        }
+        // Failures are collected, not raised, so the spawning threads are
+        // always told to stop and the scope can end.
+        let failure = (0..300u32).find_map(|i| {
+            let options = Options::default().preallocate(false);
+            match Wal::open(tmp.path(), options).and_then(|wal| wal.close()) {
+                Ok(()) => None,
+                Err(e) => Some(format!("reopen {i}: {e}")),
+            }
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(failure, None);
+    });
+}
