@@ -1,9 +1,20 @@
 //! [`Wal`]: opening and recovering a log, the append API, replay and
-//! retention. The machinery that moves bytes to disk lives in `commit`;
-//! segment preparation in `segments`.
+//! retention.
+//!
+//! The layout of the append engine:
+//! - `group`: group commit's state machine (sequence numbers, the shared
+//!   buffer, who leads a round of I/O, who sleeps, who wakes);
+//! - `engine`: the open log's core and the leader's I/O (write, sync,
+//!   rotate, cut), never under the state lock;
+//! - `syncer`: the background syncer and the [`Durable`] future;
+//! - `segments`: segment files, their preparation ahead of use;
+//! - `open`: what opening does to the directory after recovery.
 
-mod commit;
+mod engine;
+mod group;
+mod open;
 mod segments;
+mod syncer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -15,16 +26,20 @@ use crate::format::entry::MAX_FIELD_LEN;
 use crate::format::{encode_batch, encode_entry, Op};
 use crate::metrics::Metrics;
 use crate::options::{Options, SyncPolicy};
-use crate::recovery::{DropCause, LogReader, RecoveryMode, RecoveryReport, Source};
+use crate::recovery::{LogReader, RecoveryMode, RecoveryReport, Source};
 use crate::segment::{list_segments, lock_dir, SegmentId};
-use crate::segment_record::{SegmentRecord, RECORD_FILE};
+use crate::segment_record::SegmentRecord;
 use crate::seq::Seq;
-use crate::storage::{OpenMode, Storage};
+use crate::storage::OpenMode;
 use crate::write_batch::WriteBatch;
 
-pub use commit::Durable;
-use commit::{Active, Inner, Reach, SegmentMeta, State};
-use segments::{create_segment, preallocate_active, remove_stale_prepared, Preparer};
+use engine::Inner;
+use group::{Reach, State};
+use open::{forget_record, repair, store_record_at_open};
+use segments::{
+    create_segment, preallocate_active, remove_stale_prepared, Active, Preparer, SegmentMeta,
+};
+pub use syncer::Durable;
 
 /// A write-ahead log open for appending.
 ///
@@ -332,18 +347,18 @@ impl Wal {
 
     /// The sequence the next append will get.
     pub fn next_seq(&self) -> Seq {
-        Seq::new(self.inner.state.lock().next_seq)
+        self.inner.group.next_seq()
     }
 
     /// The highest sequence appended (or recovered); `Seq::ZERO` if none.
     pub fn last_seq(&self) -> Seq {
-        Seq::new(self.inner.state.lock().buffered_seq)
+        self.inner.group.last_seq()
     }
 
     /// The highest sequence known durable: it and everything before it
     /// survive a crash.
     pub fn durable_seq(&self) -> Seq {
-        Seq::new(self.inner.state.lock().durable_seq)
+        self.inner.group.durable_seq()
     }
 
     /// A snapshot of the log's counters since it was opened: appends, bytes,
@@ -361,12 +376,7 @@ impl Wal {
     /// # Ok(()) }
     /// ```
     pub fn metrics(&self) -> Metrics {
-        let st = self.inner.state.lock();
-        let mut metrics = st.metrics.clone();
-        metrics.segments = st.sealed.len() as u64 + 1;
-        metrics.last_seq = Seq::new(st.buffered_seq);
-        metrics.durable_seq = Seq::new(st.durable_seq);
-        metrics.poisoned = st.poisoned.is_some();
+        let mut metrics = self.inner.group.metrics();
         metrics.preallocation_failures =
             (self.inner.preparer.as_ref()).map_or(0, |p| p.failures().load(Ordering::Relaxed));
         metrics
@@ -384,19 +394,16 @@ impl Wal {
 
     /// The segments of the log, in order; the last is the active one.
     pub fn segments(&self) -> Vec<SegmentInfo> {
-        let st = self.inner.state.lock();
-        let info = |meta: &SegmentMeta, active| SegmentInfo {
+        let segments = self.inner.group.segments();
+        let count = segments.len();
+        let info = |(i, (meta, _)): (usize, (SegmentMeta, u64))| SegmentInfo {
             id: meta.id,
             path: meta.path.to_path_buf(),
             first_seq: meta.first_seq.map(Seq::new),
             last_seq: meta.last_seq.map(Seq::new),
-            active,
+            active: i + 1 == count,
         };
-        st.sealed
-            .iter()
-            .map(|m| info(m, false))
-            .chain([info(&st.active.meta, true)])
-            .collect()
+        segments.into_iter().enumerate().map(info).collect()
     }
 
     /// Reads the log's operations with a sequence of at least `from`,
@@ -405,19 +412,18 @@ impl Wal {
     /// recent suffix of a long log is cheap.
     pub fn replay(&self, from: Seq) -> Result<LogReader> {
         self.flush()?;
-        let st = self.inner.state.lock();
-        let source = |meta: &SegmentMeta, limit| Source {
-            id: Some(meta.id),
-            path: meta.path.to_path_buf(),
-            limit,
-        };
+        let mut segments = self.inner.group.segments();
+        let active = segments.pop();
         // Segments holding nothing at or after `from` need not be read.
-        let sources = st
-            .sealed
-            .iter()
-            .filter(|m| m.last_seq.is_some_and(|last| last >= from.get()))
-            .map(|m| source(m, Some(m.len)))
-            .chain([source(&st.active.meta, Some(st.active.written))])
+        segments.retain(|(m, _)| m.last_seq.is_some_and(|last| last >= from.get()));
+        let sources = segments
+            .into_iter()
+            .chain(active)
+            .map(|(meta, len)| Source {
+                id: Some(meta.id),
+                path: meta.path.to_path_buf(),
+                limit: Some(len),
+            })
             .collect();
         let storage = Arc::clone(&self.inner.options.storage);
         Ok(
@@ -454,7 +460,7 @@ impl Wal {
         let durable = move || {
             inner
                 .upgrade()
-                .map_or(u64::MAX, |inner| inner.state.lock().durable_seq)
+                .map_or(u64::MAX, |inner| inner.group.durable_seq().get())
         };
         Follower::new(
             Arc::clone(&self.inner.options.storage),
@@ -471,31 +477,7 @@ impl Wal {
     pub fn remove_segments_before(&self, seq: Seq) -> Result<Vec<PathBuf>> {
         // Held throughout: the segment record changes in step with the files.
         let mut record = self.inner.record.lock();
-        let doomed: Vec<SegmentMeta> = {
-            let mut st = self.inner.state.lock();
-            if st.closed {
-                return Err(Error::Closed);
-            }
-            let mut keep_from = st
-                .sealed
-                .iter()
-                .position(|m| m.last_seq.is_some_and(|last| last >= seq.get()))
-                .unwrap_or(st.sealed.len());
-            // The log's highest sequence must stay on disk, or a reopen would
-            // number new entries from 1 again: keep the last segment holding
-            // entries until the active one holds a durable entry.
-            let active_durable = st
-                .active
-                .meta
-                .first_seq
-                .is_some_and(|first| first <= st.durable_seq);
-            if !active_durable {
-                if let Some(holder) = st.sealed.iter().rposition(|m| m.last_seq.is_some()) {
-                    keep_from = keep_from.min(holder);
-                }
-            }
-            st.sealed.drain(..keep_from).collect()
-        };
+        let doomed = self.inner.group.take_sealed_before(seq)?;
         let storage = &*self.inner.options.storage;
         if doomed.is_empty() {
             return Ok(Vec::new());
@@ -505,7 +487,7 @@ impl Wal {
         let mut kept = record.clone();
         kept.sealed.retain(|s| !doomed.iter().any(|d| d.id == s.id));
         if let Err(error) = kept.store(storage, &self.inner.dir) {
-            self.inner.state.lock().sealed.splice(..0, doomed);
+            self.inner.group.restore_sealed(doomed);
             return Err(error);
         }
         *record = kept;
@@ -527,10 +509,8 @@ impl Wal {
         }
         if let Some((i, error)) = failure {
             // Put back what is still on disk so a later call can retry.
-            let mut st = self.inner.state.lock();
             let rest = doomed.get(i..).unwrap_or_default().to_vec();
-            st.sealed.splice(..0, rest);
-            drop(st);
+            self.inner.group.restore_sealed(rest);
             if !removed.is_empty() {
                 let _ = storage.sync_dir(&self.inner.dir);
             }
@@ -550,122 +530,5 @@ impl Drop for Wal {
         if let Err(error) = self.inner.close() {
             tracing::warn!(%error, "closing the log on drop failed");
         }
-    }
-}
-
-/// Applies what recovery decided: truncates torn tails and, after a
-/// point-in-time recovery, moves the unrecovered bytes out of the log.
-fn repair(storage: &dyn Storage, dir: &Path, report: &RecoveryReport) -> Result<()> {
-    let mut changed = false;
-    for range in &report.dropped {
-        let path = &range.segment;
-        if range.kind.is_segment_level() {
-            // A segment that is missing, short or out of place: no bytes to
-            // cut (one that is out of place is among the ignored segments).
-            continue;
-        }
-        match (range.cause, report.mode) {
-            (DropCause::TornTail, _) => {
-                tracing::warn!(segment = %path.display(), offset = range.offset, "truncating torn tail");
-            }
-            (DropCause::Corruption, RecoveryMode::PointInTime) => {
-                let aside = copy_aside(storage, dir, path, range.offset)?;
-                tracing::warn!(
-                    segment = %path.display(),
-                    offset = range.offset,
-                    aside = %aside.display(),
-                    "moved unrecovered bytes aside"
-                );
-                changed = true;
-            }
-            // Skipped ranges stay where they are; salvage belongs to tools.
-            (DropCause::Corruption, _) => continue,
-        }
-        let file = storage
-            .open(path, OpenMode::ReadWrite)
-            .map_err(Error::io(path))?;
-        file.set_len(range.offset).map_err(Error::io(path))?;
-        file.sync_data().map_err(Error::io(path))?;
-    }
-    for path in &report.ignored_segments {
-        let mut aside = path.clone().into_os_string();
-        aside.push(".corrupt");
-        tracing::warn!(segment = %path.display(), "moving segment after the recovery point aside");
-        storage
-            .rename(path, Path::new(&aside))
-            .map_err(Error::io(path))?;
-        changed = true;
-    }
-    if changed {
-        storage.sync_dir(dir).map_err(Error::io(dir))?;
-    }
-    Ok(())
-}
-
-/// Copies the bytes of `from` starting at `offset` into a new file beside
-/// it, `<name>.at-<offset>.corrupt` (or `.at-<offset>-<n>.corrupt` when an
-/// earlier recovery left one of that name), durably; returns its path.
-fn copy_aside(storage: &dyn Storage, dir: &Path, from: &Path, offset: u64) -> Result<PathBuf> {
-    let name = from
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("segment");
-    let mut attempt = 0u32;
-    let (to, dst) = loop {
-        let to = match attempt {
-            0 => dir.join(format!("{name}.at-{offset}.corrupt")),
-            n => dir.join(format!("{name}.at-{offset}-{n}.corrupt")),
-        };
-        match storage.open(&to, OpenMode::CreateNew) {
-            Ok(file) => break (to, file),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 10_000 => {
-                attempt += 1
-            }
-            Err(e) => {
-                return Err(Error::Io {
-                    path: to,
-                    source: e,
-                })
-            }
-        }
-    };
-    let src = storage
-        .open(from, OpenMode::Read)
-        .map_err(Error::io(from))?;
-    let mut buf = vec![0u8; 1024 * 1024];
-    let mut pos = offset;
-    let mut out = 0;
-    loop {
-        let n = crate::storage::read_up_to(&*src, &mut buf, pos).map_err(Error::io(from))?;
-        if n == 0 {
-            break;
-        }
-        dst.write_all_at(&buf[..n], out).map_err(Error::io(&to))?;
-        pos += n as u64;
-        out += n as u64;
-    }
-    dst.sync_data().map_err(Error::io(&to))?;
-    Ok(to)
-}
-
-/// Writes the segment record when opening. On failure (a full disk, say)
-/// the old record is removed rather than left stale, so the log still opens
-/// and a later open rebuilds the record; only if that fails too does open
-/// fail.
-fn store_record_at_open(storage: &dyn Storage, dir: &Path, record: &SegmentRecord) -> Result<()> {
-    let Err(error) = record.store(storage, dir) else {
-        return Ok(());
-    };
-    tracing::warn!(%error, "could not write the segment record; removing the old one");
-    forget_record(storage, dir).map_err(|_| error)
-}
-
-/// Removes the segment record, durably, if there is one.
-fn forget_record(storage: &dyn Storage, dir: &Path) -> Result<()> {
-    let path = dir.join(RECORD_FILE);
-    match storage.remove_file(&path) {
-        Ok(()) => storage.sync_dir(dir).map_err(Error::io(dir)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Io { path, source: e }),
     }
 }

@@ -26,6 +26,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::segment::SegmentId;
+use crate::segment_record::SealedSegment;
 use crate::storage::{OpenMode, Storage, StorageFile};
 
 /// Bytes of zeros written per call while preparing a segment.
@@ -33,6 +34,60 @@ const ZERO_CHUNK: usize = 1024 * 1024;
 
 /// The suffix of a prepared segment's name, after `<id>.wal`.
 const PREPARED_SUFFIX: &str = ".prepared";
+
+/// A segment's place in the log.
+#[derive(Clone, Debug)]
+pub(super) struct SegmentMeta {
+    pub(super) id: SegmentId,
+    pub(super) path: Arc<Path>,
+    pub(super) first_seq: Option<u64>,
+    pub(super) last_seq: Option<u64>,
+    /// Bytes of the segment that hold the log (for a sealed segment; the
+    /// active one's is `Active::written`). Past it: zeros or nothing.
+    pub(super) len: u64,
+}
+
+impl SegmentMeta {
+    /// The segment as the segment record lists it once sealed.
+    pub(super) fn recorded(&self) -> SealedSegment {
+        SealedSegment {
+            id: self.id,
+            len: self.len,
+            first: self.first_seq,
+            last: self.last_seq,
+        }
+    }
+}
+
+/// The segment appends go to.
+#[derive(Debug)]
+pub(super) struct Active {
+    pub(super) meta: SegmentMeta,
+    pub(super) file: Arc<dyn StorageFile>,
+    /// Bytes of the segment handed to the file.
+    pub(super) written: u64,
+    /// Bytes of the segment known durable (covered by a successful sync,
+    /// or found on disk when the log was opened).
+    pub(super) synced: u64,
+}
+
+impl Active {
+    pub(super) fn new(segment: NewSegment) -> Self {
+        let meta = SegmentMeta {
+            id: segment.id,
+            path: segment.path,
+            first_seq: None,
+            last_seq: None,
+            len: 0,
+        };
+        Active {
+            meta,
+            file: segment.file,
+            written: 0,
+            synced: 0,
+        }
+    }
+}
 
 /// A newly created segment file.
 #[derive(Debug)]

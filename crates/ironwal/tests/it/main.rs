@@ -4,6 +4,7 @@ mod common;
 mod compat;
 mod corruption;
 mod durability;
+mod engine;
 mod follow;
 mod fragments;
 mod garbage;

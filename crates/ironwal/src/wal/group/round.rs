@@ -1,0 +1,316 @@
+//! A round of I/O, as group commit sees it: what the leader took, what it
+//! reports back, and the end of the round, which fires every wake-up.
+
+use std::mem;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::MutexGuard;
+
+use super::{Group, Locked};
+use crate::error::{Error, Result};
+use crate::storage::StorageFile;
+use crate::wal::segments::{Active, SegmentMeta};
+
+impl Group {
+    /// Starts a round of I/O: a write (and, if `sync`, an fdatasync) of
+    /// the buffer. Writes are serialized; so are syncs.
+    pub(in crate::wal) fn begin_write<'g, 'a>(
+        &'g self,
+        st: &'g mut Locked<'a>,
+        sync: bool,
+    ) -> Round<'g, 'a> {
+        st.writing = true;
+        st.syncing |= sync;
+        Round {
+            group: self,
+            st,
+            holds: Holds {
+                write: true,
+                sync,
+                rotate: false,
+            },
+        }
+    }
+
+    /// Starts a rotation: the buffer goes to the active segment, which is
+    /// sealed and replaced. No other I/O runs meanwhile.
+    pub(in crate::wal) fn begin_rotation<'g, 'a>(
+        &'g self,
+        st: &'g mut Locked<'a>,
+    ) -> Round<'g, 'a> {
+        debug_assert!(!st.writing && !st.syncing && !st.rotating);
+        st.writing = true;
+        st.rotating = true;
+        Round {
+            group: self,
+            st,
+            holds: Holds {
+                write: true,
+                sync: false,
+                rotate: true,
+            },
+        }
+    }
+}
+
+/// Which of the state's I/O flags a round set.
+#[derive(Clone, Copy, Debug)]
+struct Holds {
+    write: bool,
+    sync: bool,
+    rotate: bool,
+}
+
+/// The buffer a leader took to write, and where it goes.
+#[derive(Debug)]
+pub(in crate::wal) struct Batch {
+    pub(in crate::wal) data: Vec<u8>,
+    pub(in crate::wal) offset: u64,
+    pub(in crate::wal) file: Arc<dyn StorageFile>,
+    /// The highest sequence in it.
+    pub(in crate::wal) upto: u64,
+}
+
+/// A segment being sealed by a rotation.
+#[derive(Debug)]
+pub(in crate::wal) struct Seal {
+    pub(in crate::wal) batch: Batch,
+    /// The segment as it is once sealed.
+    pub(in crate::wal) meta: SegmentMeta,
+}
+
+/// A round of I/O in progress: holds the lock between its I/O operations
+/// (releasing it around each, see [`Round::unlocked`]). Dropping it ends
+/// the round: it clears what it set and fires every wake-up. A round that
+/// ends in a panic poisons the log, since what reached the file is
+/// unknown.
+#[derive(Debug)]
+pub(in crate::wal) struct Round<'g, 'a> {
+    group: &'g Group,
+    st: &'g mut Locked<'a>,
+    holds: Holds,
+}
+
+impl Round<'_, '_> {
+    /// Runs `f` (the I/O) with the lock released.
+    pub(in crate::wal) fn unlocked<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        MutexGuard::unlocked(self.st, f)
+    }
+
+    /// Takes the buffer (leaving the empty spare for appenders to fill);
+    /// for a syncing round, the group is cut here.
+    pub(in crate::wal) fn take_batch(&mut self) -> Batch {
+        let st = &mut **self.st;
+        let spare = mem::take(&mut st.spare);
+        let data = mem::replace(&mut st.buf, spare);
+        if self.holds.sync {
+            st.requested_seq = st.buffered_seq;
+        }
+        Batch {
+            data,
+            offset: st.active.written,
+            file: Arc::clone(&st.active.file),
+            upto: st.buffered_seq,
+        }
+    }
+
+    /// Takes the buffer for the last write to the segment a rotation seals.
+    pub(in crate::wal) fn take_seal(&mut self) -> Seal {
+        let batch = self.take_batch();
+        let meta = SegmentMeta {
+            len: batch.offset + batch.data.len() as u64,
+            ..self.st.active.meta.clone()
+        };
+        Seal { batch, meta }
+    }
+
+    /// Returns a written buffer as the spare, shrinking one a huge entry grew.
+    fn recycle(&mut self, mut data: Vec<u8>) {
+        data.clear();
+        let size = self.group.config.write_buffer_size;
+        if data.capacity() > 4 * size {
+            data.shrink_to(size);
+        }
+        self.st.spare = data;
+    }
+
+    /// Records the outcome of writing `batch`: on success its bytes and
+    /// sequences are written and the returned mark says how far a sync now
+    /// covers; on failure the log is poisoned.
+    pub(in crate::wal) fn written(
+        &mut self,
+        batch: Batch,
+        wrote: std::io::Result<()>,
+    ) -> Option<Written> {
+        let len = batch.data.len() as u64;
+        let (offset, upto) = (batch.offset, batch.upto);
+        self.recycle(batch.data);
+        if let Err(source) = wrote {
+            if self.holds.sync {
+                self.st.syncing = false;
+                self.holds.sync = false;
+            }
+            // Remove whatever part of the write reached the file.
+            self.fail(source, offset);
+            return None;
+        }
+        let st = &mut **self.st;
+        st.active.written += len;
+        st.written_seq = upto;
+        st.written_bytes += len;
+        if !self.holds.sync {
+            if let Some(every) = self.group.config.background_sync {
+                let unsynced = st.active.written - st.active.synced;
+                if !st.syncing && unsynced >= every {
+                    st.background_sync_due = true;
+                }
+            }
+        }
+        Some(Written {
+            upto,
+            bytes: st.written_bytes,
+            segment_len: st.active.written,
+        })
+    }
+
+    /// Lets other writers go ahead while this round syncs.
+    pub(in crate::wal) fn release_write(&mut self) {
+        if self.holds.write {
+            self.st.writing = false;
+            self.holds.write = false;
+        }
+    }
+
+    /// Records the outcome of the fdatasync covering `written`.
+    pub(in crate::wal) fn synced(
+        &mut self,
+        written: Written,
+        took: Duration,
+        synced: std::io::Result<()>,
+    ) {
+        self.st.syncing = false;
+        self.holds.sync = false;
+        if let Err(source) = synced {
+            // After a failed fdatasync the kernel may drop the unsynced pages
+            // while still showing them to reads: cut back to what is known
+            // durable, so a restarted process does not append after bytes
+            // that may never reach the disk.
+            let durable = self.st.active.synced;
+            self.fail(source, durable);
+            return;
+        }
+        let st = &mut **self.st;
+        st.active.synced = st.active.synced.max(written.segment_len);
+        let group = written.upto.saturating_sub(st.durable_seq);
+        let metrics = &mut st.metrics;
+        metrics.fsyncs += 1;
+        metrics.sync_latency_us.record(took.as_micros() as u64);
+        metrics.group_sizes.record(group);
+        st.durable_seq = st.durable_seq.max(written.upto);
+        st.synced_bytes = st.synced_bytes.max(written.bytes);
+    }
+
+    /// Records a rotation's outcome: the seal (write, cut, sync) and, if it
+    /// succeeded, the segment that becomes active (`None` when creating it
+    /// failed: the old segment stays active and a later append retries).
+    pub(in crate::wal) fn rotated(
+        &mut self,
+        seal: Seal,
+        sealed: std::io::Result<()>,
+        next: Option<Result<Active>>,
+    ) -> Result<()> {
+        let written = seal.batch.data.len() as u64;
+        let upto = seal.batch.upto;
+        self.recycle(seal.batch.data);
+        if let Err(source) = sealed {
+            let durable = self.st.active.synced;
+            self.fail(source, durable);
+            return Ok(());
+        }
+        let st = &mut **self.st;
+        st.active.written += written;
+        st.active.synced = st.active.written;
+        st.written_seq = upto;
+        st.durable_seq = upto;
+        st.requested_seq = st.requested_seq.max(upto);
+        st.written_bytes += written;
+        st.synced_bytes = st.written_bytes;
+        st.metrics.fsyncs += 1;
+        match next {
+            Some(Ok(next)) => {
+                st.metrics.rotations += 1;
+                tracing::info!(segment = %next.meta.path.display(), "started segment");
+                st.active = next;
+                st.sealed.push(seal.meta);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Poisons the log after a failed write or sync of the active segment
+    /// and asks for the segment to be cut back to `keep` bytes (the log
+    /// cannot vouch for what follows): by this round if no other write is
+    /// in flight, else by that write's round when it ends.
+    pub(in crate::wal) fn fail(&mut self, source: std::io::Error, keep: u64) {
+        let path = self.st.active.meta.path.to_path_buf();
+        self.st.poison(Error::Io { path, source });
+        let st = &mut **self.st;
+        st.cut_pending = Some(st.cut_pending.map_or(keep, |k| k.min(keep)));
+    }
+
+    /// A cut this round should make now, if one is pending and no other
+    /// round is writing: the file and the length to cut it to. The round
+    /// holds the write until it ends.
+    pub(in crate::wal) fn due_cut(&mut self) -> Option<(Arc<dyn StorageFile>, u64)> {
+        if self.st.writing && !self.holds.write {
+            return None;
+        }
+        let len = self.st.cut_pending.take()?;
+        self.st.writing = true;
+        self.holds.write = true;
+        Some((Arc::clone(&self.st.active.file), len))
+    }
+
+    /// After the cut [`Self::due_cut`] asked for.
+    pub(in crate::wal) fn cut_done(&mut self, len: u64) {
+        let active = &mut self.st.active;
+        active.written = active.written.min(len);
+    }
+}
+
+/// What a successful write covers, for the sync that follows it.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::wal) struct Written {
+    upto: u64,
+    /// Bytes handed to files since open, this write included.
+    bytes: u64,
+    /// The active segment's written length after it.
+    segment_len: u64,
+}
+
+impl Drop for Round<'_, '_> {
+    fn drop(&mut self) {
+        let held = self.holds.write || self.holds.sync || self.holds.rotate;
+        if held && std::thread::panicking() {
+            let cause = std::io::Error::other("a thread panicked during the log's I/O");
+            let path = self.st.active.meta.path.to_path_buf();
+            self.st.poison(Error::Io {
+                path,
+                source: cause,
+            });
+        }
+        if self.holds.write {
+            self.st.writing = false;
+        }
+        if self.holds.sync {
+            self.st.syncing = false;
+        }
+        if self.holds.rotate {
+            self.st.rotating = false;
+        }
+        self.group.wake_everyone(self.st);
+    }
+}

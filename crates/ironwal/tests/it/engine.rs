@@ -1,0 +1,176 @@
+//! The append engine's promises under hostile timing: an append that does
+//! not wait never waits for an fsync, and a leader that panics in the
+//! middle of its I/O poisons the log instead of leaving every other
+//! appender asleep.
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironwal::storage::{DirLock, MemStorage, OpenMode, PathKind, Storage, StorageFile};
+use ironwal::{Error, Options, SyncPolicy, Wal};
+use parking_lot::{Condvar, Mutex};
+
+/// Long enough that only a thread blocked for good misses it.
+const STUCK: Duration = Duration::from_secs(30);
+
+/// What the hooks do to file I/O.
+#[derive(Debug, Default)]
+struct Hooks {
+    /// While set, every `sync_data` blocks.
+    syncs_held: Mutex<bool>,
+    released: Condvar,
+    /// While set, every `write_all_at` panics.
+    writes_panic: AtomicBool,
+}
+
+impl Hooks {
+    fn hold_syncs(&self, held: bool) {
+        *self.syncs_held.lock() = held;
+        self.released.notify_all();
+    }
+}
+
+/// Memory storage with [`Hooks`] on its files.
+#[derive(Debug)]
+struct Hooked {
+    mem: MemStorage,
+    hooks: Arc<Hooks>,
+}
+
+#[derive(Debug)]
+struct HookedFile {
+    file: Arc<dyn StorageFile>,
+    hooks: Arc<Hooks>,
+}
+
+impl Storage for Hooked {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.mem.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.mem.list(dir)
+    }
+    fn kind_of(&self, path: &Path) -> io::Result<PathKind> {
+        self.mem.kind_of(path)
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        let file = self.mem.open(path, mode)?;
+        let hooks = Arc::clone(&self.hooks);
+        Ok(Arc::new(HookedFile { file, hooks }))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.mem.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.mem.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.mem.sync_dir(dir)
+    }
+    fn try_lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn DirLock>>> {
+        self.mem.try_lock_dir(dir)
+    }
+}
+
+impl StorageFile for HookedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if self.hooks.writes_panic.load(Ordering::SeqCst) {
+            panic!("injected panic in write_all_at");
+        }
+        self.file.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        let mut held = self.hooks.syncs_held.lock();
+        while *held {
+            self.hooks.released.wait(&mut held);
+        }
+        drop(held);
+        self.file.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.file.len()
+    }
+}
+
+fn hooked_wal(policy: SyncPolicy) -> (Arc<Hooks>, Wal) {
+    let hooks = Arc::new(Hooks::default());
+    let storage = Hooked {
+        mem: MemStorage::new(),
+        hooks: Arc::clone(&hooks),
+    };
+    let options = Options::default()
+        .storage(Arc::new(storage))
+        .preallocate(false)
+        .write_buffer_size(4096)
+        .sync_policy(policy);
+    (hooks, Wal::open("/log", options).unwrap())
+}
+
+/// Runs `f` on a thread of its own; its result, or `None` if it is still
+/// blocked after [`STUCK`].
+fn within_bound<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(STUCK).ok()
+}
+
+#[test]
+fn nowait_appends_never_wait_for_an_fsync_under_any_policy() {
+    let policies = [
+        SyncPolicy::Always,
+        SyncPolicy::Bytes(256),
+        SyncPolicy::Interval(Duration::from_millis(1)),
+        SyncPolicy::Never,
+    ];
+    for policy in policies {
+        let (hooks, wal) = hooked_wal(policy);
+        let wal = Arc::new(wal);
+        hooks.hold_syncs(true);
+        let appender = Arc::clone(&wal);
+        // 1,000 entries of ~120 bytes: many times the sync threshold and
+        // the write buffer.
+        let appended = within_bound(move || {
+            (0..1000u32)
+                .map(|i| appender.put_nowait(&i.to_be_bytes(), &[7; 100]))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let seqs = appended
+            .unwrap_or_else(|| panic!("{policy:?}: put_nowait waited for an fsync"))
+            .unwrap();
+        hooks.hold_syncs(false);
+        wal.wait_durable(*seqs.last().unwrap()).unwrap();
+        assert_eq!(wal.durable_seq(), *seqs.last().unwrap(), "{policy:?}");
+    }
+}
+
+#[test]
+fn a_panic_during_the_log_io_poisons_it_instead_of_hanging_other_appenders() {
+    let (hooks, wal) = hooked_wal(SyncPolicy::Always);
+    let wal = Arc::new(wal);
+    wal.put(b"before", b"v").unwrap();
+    hooks.writes_panic.store(true, Ordering::SeqCst);
+    let panicked = catch_unwind(AssertUnwindSafe(|| wal.put(b"during", b"v")));
+    assert!(panicked.is_err(), "the injected panic reaches the appender");
+    hooks.writes_panic.store(false, Ordering::SeqCst);
+
+    let other = Arc::clone(&wal);
+    let after = within_bound(move || other.put(b"after", b"v"))
+        .expect("an append after the leader's panic must not hang");
+    assert!(
+        matches!(after, Err(Error::Poisoned { .. })),
+        "the log is poisoned after a panic in its I/O: {after:?}"
+    );
+}
