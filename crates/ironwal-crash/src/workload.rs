@@ -178,11 +178,7 @@ pub fn append(wal: &Wal, keys: &[Key], batch: &mut WriteBatch) -> ironwal::Resul
     for key in keys {
         let planned = key.planned();
         let value = planned.value.as_deref().unwrap_or_default();
-        match key.op {
-            Op::Put => batch.put(&planned.key, value),
-            Op::Delete => batch.delete(&planned.key),
-            Op::Merge => batch.merge(&planned.key, value),
-        };
+        batch.push(key.op, &planned.key, value);
     }
     wal.write_batch(batch)
 }

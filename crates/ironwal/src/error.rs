@@ -59,7 +59,7 @@ pub enum Error {
     #[error("{what} of {len} bytes is longer than the format allows ({max} bytes)")]
     TooLarge {
         /// What was too long.
-        what: &'static str,
+        what: Oversized,
         /// Its length.
         len: u64,
         /// The largest length allowed.
@@ -85,9 +85,9 @@ pub enum Error {
 
     /// An option has a value that cannot work.
     #[error("invalid option: {0}")]
-    InvalidOption(&'static str),
+    InvalidOption(InvalidOption),
 
-    /// A path given to a reader is neither a log directory nor a segment file.
+    /// A path given to a reader does not exist.
     #[error("{} does not exist", path.display())]
     NotFound {
         /// The path.
@@ -109,6 +109,51 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
     }
+}
+
+/// What [`Error::TooLarge`] found longer than the format allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Oversized {
+    /// A key (the format stores its length in 32 bits).
+    #[error("key")]
+    Key,
+    /// A value.
+    #[error("value")]
+    Value,
+    /// An encoded entry.
+    #[error("entry")]
+    Entry,
+    /// A key or value inside a batch.
+    #[error("batch key or value")]
+    BatchField,
+    /// A batch's operation count (32 bits).
+    #[error("batch operation count")]
+    BatchCount,
+    /// An encoded batch.
+    #[error("batch")]
+    Batch,
+}
+
+/// Which option [`Error::InvalidOption`] refused, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidOption {
+    /// [`Options::max_segment_size`](crate::Options::max_segment_size) is zero.
+    #[error("max_segment_size must be above zero")]
+    MaxSegmentSize,
+    /// [`Options::write_buffer_size`](crate::Options::write_buffer_size) is zero.
+    #[error("write_buffer_size must be above zero")]
+    WriteBufferSize,
+    /// [`Options::background_sync_bytes`](crate::Options::background_sync_bytes) is `Some(0)`.
+    #[error("background_sync_bytes must be above zero (None turns it off)")]
+    BackgroundSyncBytes,
+    /// [`SyncPolicy::Bytes(0)`](crate::SyncPolicy::Bytes).
+    #[error("SyncPolicy::Bytes needs a threshold above zero")]
+    SyncBytes,
+    /// A zero [`SyncPolicy::Interval`](crate::SyncPolicy::Interval).
+    #[error("SyncPolicy::Interval needs a period above zero")]
+    SyncInterval,
 }
 
 /// What is wrong with the bytes at a corrupt place.

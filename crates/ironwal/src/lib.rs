@@ -19,7 +19,7 @@
 //!
 //! // Reopening recovers the log and continues the sequence.
 //! let wal = Wal::open(dir.path(), Options::default())?;
-//! assert_eq!(wal.next_seq(), Seq::new(first.get() + 3));
+//! assert_eq!(wal.next_seq(), first + 3);
 //! let ops: Vec<Op> = wal.replay(Seq::ZERO)?.map(|e| e.map(|e| e.op)).collect::<Result<_, _>>()?;
 //! assert_eq!(ops, [Op::Put, Op::Put, Op::Delete]);
 //! # Ok(()) }
@@ -41,7 +41,9 @@
 //! [`Wal::put`], [`Wal::delete`], [`Wal::merge`] and [`Wal::write_batch`]
 //! take `&self` and return the sequence number once the entry is as durable
 //! as the [`SyncPolicy`] promises. Sequence numbers follow file order
-//! without gaps. A failed write or fsync *poisons* the log: that append and
+//! without gaps in what ironwal appends (a log written by kevo may have
+//! gaps, and opening under [`RecoveryMode::SkipCorrupted`] continues above
+//! every sequence the skipped bytes name). A failed write or fsync *poisons* the log: that append and
 //! every later one fail ([`Error::Poisoned`]), because the log can no
 //! longer tell what reached the disk. Async code uses
 //! [`Wal::put_nowait`] and awaits [`Wal::durable`], which needs no thread
@@ -165,7 +167,7 @@ mod seq;
 mod wal;
 mod write_batch;
 
-pub use error::{CorruptionKind, Error, Result};
+pub use error::{CorruptionKind, Error, InvalidOption, Oversized, Result};
 pub use follow::Follower;
 pub use format::Op;
 pub use metrics::{Histogram, Metrics};
@@ -180,3 +182,13 @@ pub use segment_record::{RecordState, RECORD_FILE};
 pub use seq::Seq;
 pub use wal::{Durable, SegmentInfo, Wal};
 pub use write_batch::WriteBatch;
+
+/// The types documented as `Send + Sync` are, checked at compile time.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Wal>();
+    send_sync::<LogReader>();
+    send_sync::<Follower>();
+    send_sync::<Durable>();
+    send_sync::<Error>();
+};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InvalidOption, Result};
 use crate::recovery::RecoveryMode;
 use crate::storage::{default_storage, Storage};
 
@@ -207,23 +207,19 @@ impl Options {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.max_segment_size == 0 {
-            return Err(Error::InvalidOption("max_segment_size must be above zero"));
+            return Err(Error::InvalidOption(InvalidOption::MaxSegmentSize));
         }
         if self.write_buffer_size == 0 {
-            return Err(Error::InvalidOption("write_buffer_size must be above zero"));
+            return Err(Error::InvalidOption(InvalidOption::WriteBufferSize));
         }
         if self.background_sync_bytes == Some(0) {
-            return Err(Error::InvalidOption(
-                "background_sync_bytes must be above zero (None turns it off)",
-            ));
+            return Err(Error::InvalidOption(InvalidOption::BackgroundSyncBytes));
         }
         match self.sync_policy {
-            SyncPolicy::Bytes(0) => Err(Error::InvalidOption(
-                "SyncPolicy::Bytes needs a threshold above zero",
-            )),
-            SyncPolicy::Interval(d) if d.is_zero() => Err(Error::InvalidOption(
-                "SyncPolicy::Interval needs a period above zero",
-            )),
+            SyncPolicy::Bytes(0) => Err(Error::InvalidOption(InvalidOption::SyncBytes)),
+            SyncPolicy::Interval(d) if d.is_zero() => {
+                Err(Error::InvalidOption(InvalidOption::SyncInterval))
+            }
             _ => Ok(()),
         }
     }

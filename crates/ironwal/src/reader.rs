@@ -408,7 +408,6 @@ impl Assembler {
         }
     }
 
-    /// Drops any partial item.
     /// Drops a partial item after a problem. If it was a header-form batch,
     /// the entries it still expected are remembered, so that reading on
     /// (under `SkipCorrupted`) does not yield them as if they stood alone.

@@ -99,6 +99,7 @@ pub enum DropCause {
 
 /// A byte range of a segment that recovery did not use.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DroppedRange {
     /// The segment file.
     pub segment: PathBuf,
@@ -115,6 +116,7 @@ pub struct DroppedRange {
 
 /// What recovery found in one segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SegmentReport {
     /// The segment file.
     pub path: PathBuf,
@@ -135,6 +137,7 @@ pub struct SegmentReport {
 
 /// Everything a recovery pass found.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryReport {
     /// The mode it ran under.
     pub mode: RecoveryMode,
@@ -173,6 +176,7 @@ pub struct RecoveryReport {
 /// A jump in the sequence: the entry at `offset` of `segment` is numbered
 /// `next`, the one before it `after`, and `after + 1 < next`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SequenceGap {
     /// The segment holding the entry after the gap.
     pub segment: PathBuf,

@@ -17,6 +17,7 @@ use crate::write_batch::WriteBatch;
 
 /// What [`salvage`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SalvageReport {
     /// The source read under `SkipCorrupted`: every skipped range is in
     /// `source.dropped`.
@@ -87,7 +88,7 @@ pub fn salvage_with(
         }
         buf.clear();
         let too_large = |e: crate::format::TooLarge| Error::TooLarge {
-            what: "entry",
+            what: crate::error::Oversized::Entry,
             len: e.len,
             max: MAX_FIELD_LEN,
         };
@@ -107,11 +108,7 @@ pub fn salvage_with(
             (Some(op), true) => {
                 batch.clear();
                 for op in std::iter::once(op).chain(ops) {
-                    match op.op {
-                        crate::Op::Put => batch.put(op.key, op.value.unwrap_or_default()),
-                        crate::Op::Delete => batch.delete(op.key),
-                        crate::Op::Merge => batch.merge(op.key, op.value.unwrap_or_default()),
-                    };
+                    batch.push(op.op, op.key, op.value.unwrap_or_default());
                 }
                 let (encoded, count) = batch.encoded()?;
                 encode_batch(&mut buf, op.seq.get(), count, encoded).map_err(too_large)?;

@@ -1,6 +1,7 @@
 //! Sequence numbers.
 
 use std::fmt;
+use std::ops::{Add, AddAssign};
 
 /// A log sequence number.
 ///
@@ -22,6 +23,51 @@ impl Seq {
     /// The raw number.
     pub const fn get(self) -> u64 {
         self.0
+    }
+
+    /// The sequence `n` after this one, or `None` past `u64::MAX`.
+    pub const fn checked_add(self, n: u64) -> Option<Seq> {
+        match self.0.checked_add(n) {
+            Some(raw) => Some(Seq(raw)),
+            None => None,
+        }
+    }
+
+    /// The sequence right after this one (panics past `u64::MAX`, which a
+    /// log cannot reach: appends fail with
+    /// [`Error::SequenceExhausted`](crate::Error::SequenceExhausted) first).
+    pub const fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+
+    /// How many sequences lie from `earlier` up to this one (zero if
+    /// `earlier` is not earlier).
+    pub const fn since(self, earlier: Seq) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// `seq + n`: the sequence `n` after `seq`, as a batch's operations follow
+/// its first. Panics past `u64::MAX`, like integer overflow in debug builds.
+///
+/// ```
+/// use ironwal::Seq;
+///
+/// let first = Seq::new(10);
+/// assert_eq!(first + 2, Seq::new(12));
+/// assert_eq!((first + 2).since(first), 2);
+/// ```
+impl Add<u64> for Seq {
+    type Output = Seq;
+
+    fn add(self, n: u64) -> Seq {
+        self.checked_add(n).expect("sequence number past u64::MAX")
+    }
+}
+
+impl AddAssign<u64> for Seq {
+    fn add_assign(&mut self, n: u64) {
+        *self = *self + n;
     }
 }
 

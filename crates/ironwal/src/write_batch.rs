@@ -39,7 +39,20 @@ impl WriteBatch {
         Self::default()
     }
 
-    fn push(&mut self, op: Op, key: &[u8], value: &[u8]) -> &mut Self {
+    /// Adds an operation of any kind (the value is ignored for
+    /// [`Op::Delete`]), for code that copies operations from elsewhere.
+    ///
+    /// ```
+    /// use ironwal::{Op, WriteBatch};
+    ///
+    /// let mut batch = WriteBatch::new();
+    /// let ops: [(Op, &[u8], &[u8]); 2] = [(Op::Put, b"a", b"1"), (Op::Delete, b"b", b"")];
+    /// for (op, key, value) in ops {
+    ///     batch.push(op, key, value);
+    /// }
+    /// assert_eq!(batch.len(), 2);
+    /// ```
+    pub fn push(&mut self, op: Op, key: &[u8], value: &[u8]) -> &mut Self {
         if let Err(e) = push_op(&mut self.ops, op, key, value) {
             self.oversized.get_or_insert(e.len);
         }
@@ -98,15 +111,16 @@ impl WriteBatch {
     /// The encoded operations and their count, once checked against the
     /// format's limits.
     pub(crate) fn encoded(&self) -> Result<(&[u8], u32), crate::Error> {
+        use crate::error::Oversized;
         let too_large = |what, len, max| crate::Error::TooLarge { what, len, max };
         if let Some(len) = self.oversized {
-            return Err(too_large("batch key or value", len, MAX_FIELD_LEN));
+            return Err(too_large(Oversized::BatchField, len, MAX_FIELD_LEN));
         }
         let count = u32::try_from(self.count)
-            .map_err(|_| too_large("batch operation count", self.count, u64::from(u32::MAX)))?;
+            .map_err(|_| too_large(Oversized::BatchCount, self.count, u64::from(u32::MAX)))?;
         let body = BODY_PREFIX as u64 + self.ops.len() as u64;
         if body > MAX_FIELD_LEN {
-            return Err(too_large("batch", body, MAX_FIELD_LEN));
+            return Err(too_large(Oversized::Batch, body, MAX_FIELD_LEN));
         }
         Ok((&self.ops, count))
     }

@@ -173,14 +173,9 @@ fn in_place(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>, SalvageReport)> {
             .with_context(|| format!("moving {}", repaired.display()))?;
     }
     storage.sync_dir(dir)?;
-    let written = report
-        .written
-        .iter()
+    let mut report = report;
+    report.written = (report.written.iter())
         .filter_map(|p| Some(dir.join(p.file_name()?)))
         .collect();
-    Ok((
-        dir.to_path_buf(),
-        backups,
-        SalvageReport { written, ..report },
-    ))
+    Ok((dir.to_path_buf(), backups, report))
 }

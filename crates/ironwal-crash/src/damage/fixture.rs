@@ -503,11 +503,7 @@ impl Fixture {
                     let w = wal.as_ref().ok_or("no open log")?;
                     let mut batch = WriteBatch::new();
                     for (op, key, value) in ops {
-                        match op {
-                            Op::Put => batch.put(key, value),
-                            Op::Delete => batch.delete(key),
-                            Op::Merge => batch.merge(key, value),
-                        };
+                        batch.push(*op, key, value);
                     }
                     check_seq(w.write_batch(&batch), seq)?;
                     (active_segment(w)?, ItemKind::Batch)

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Oversized, Result};
 use crate::follow::{Ceiling, Follower};
 use crate::format::entry::MAX_FIELD_LEN;
 use crate::format::{encode_batch, encode_entry, Op};
@@ -70,6 +70,7 @@ pub struct Wal {
 
 /// A segment of the log, as [`Wal::segments`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SegmentInfo {
     /// The segment's id.
     pub id: SegmentId,
@@ -302,7 +303,7 @@ impl Wal {
         let (ops, count) = batch.encoded()?;
         self.inner.append(u64::from(count), true, wait, |buf, seq| {
             encode_batch(buf, seq, count, ops).map_err(|e| Error::TooLarge {
-                what: "batch",
+                what: Oversized::Batch,
                 len: e.len,
                 max: MAX_FIELD_LEN,
             })
@@ -310,7 +311,7 @@ impl Wal {
     }
 
     fn append_op(&self, op: Op, key: &[u8], value: &[u8], wait: bool) -> Result<Seq> {
-        for (what, len) in [("key", key.len()), ("value", value.len())] {
+        for (what, len) in [(Oversized::Key, key.len()), (Oversized::Value, value.len())] {
             if len as u64 > MAX_FIELD_LEN {
                 return Err(Error::TooLarge {
                     what,
@@ -321,7 +322,7 @@ impl Wal {
         }
         self.inner.append(1, false, wait, |buf, seq| {
             encode_entry(buf, op, seq, key, value).map_err(|e| Error::TooLarge {
-                what: "entry",
+                what: Oversized::Entry,
                 len: e.len,
                 max: MAX_FIELD_LEN,
             })

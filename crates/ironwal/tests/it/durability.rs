@@ -57,7 +57,7 @@ fn nowait_appends_return_before_syncing_and_wait_durable_syncs() {
     assert_eq!(mem.syncs(), before, "nowait appends do not sync");
     assert!(wal.durable_seq() < first);
 
-    wal.wait_durable(Seq::new(first.get() + 1)).unwrap();
+    wal.wait_durable(first + 1).unwrap();
     assert!(wal.durable_seq().get() > first.get());
     assert_eq!(mem.syncs(), before + 1, "one sync covers all of them");
     assert_eq!(replay_all(&wal).len(), 102);
@@ -67,7 +67,7 @@ fn nowait_appends_return_before_syncing_and_wait_durable_syncs() {
 fn waiting_for_a_sequence_not_yet_appended_is_an_error() {
     let (_, wal) = mem_wal(SyncPolicy::Always);
     let seq = wal.put(b"k", b"v").unwrap();
-    let ahead = Seq::new(seq.get() + 1);
+    let ahead = seq.next();
     assert!(matches!(
         wal.wait_durable(ahead),
         Err(Error::NotAppended { .. })

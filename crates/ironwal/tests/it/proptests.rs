@@ -97,11 +97,7 @@ fn write_items(wal: &Wal, items: &[Item]) -> Vec<Entry> {
             Item::Batch(ops) => {
                 let mut batch = WriteBatch::new();
                 for (op, key, value) in ops {
-                    match op {
-                        Op::Put => batch.put(key, value),
-                        Op::Delete => batch.delete(key),
-                        Op::Merge => batch.merge(key, value),
-                    };
+                    batch.push(*op, key, value);
                 }
                 let seq = wal.write_batch(&batch).unwrap();
                 written.extend(batch.iter(seq).map(|e| e.to_entry()));
