@@ -87,6 +87,12 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOption(InvalidOption),
 
+    /// A bug in ironwal: one of its own invariants broke. The call that
+    /// found it stops rather than return wrong data or end early; please
+    /// report it.
+    #[error("internal error, a bug in ironwal: {0}")]
+    Internal(&'static str),
+
     /// A path given to a reader does not exist.
     #[error("{} does not exist", path.display())]
     NotFound {

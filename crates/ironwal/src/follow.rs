@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::entry::EntryRef;
+use crate::entry::Slot;
 use crate::error::{Error, Result};
-use crate::reader::{Assembler, Problem, Scan, SegmentScanner, Slot, Step};
-use crate::recovery::EntryRef;
+use crate::reader::{
+    holds_valid, next_item, valid_after, Assembler, Next, Problem, SegmentScanner,
+};
 use crate::segment::{list_segments, SegmentId};
 use crate::seq::Seq;
 use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
@@ -161,7 +164,7 @@ impl Follower {
         if !self.ready()? {
             return Ok(None);
         }
-        Ok(self.take())
+        self.take()
     }
 
     /// The next entry, waiting up to `timeout` for one to be appended.
@@ -174,13 +177,15 @@ impl Follower {
             }
             std::thread::sleep(self.poll.min(deadline - now));
         }
-        Ok(self.take())
+        self.take()
     }
 
-    fn take(&mut self) -> Option<EntryRef<'_>> {
-        let slot = self.slots.get(self.next_slot)?;
+    fn take(&mut self) -> Result<Option<EntryRef<'_>>> {
+        let Some(slot) = self.slots.get(self.next_slot) else {
+            return Ok(None);
+        };
         self.next_slot += 1;
-        slot.resolve(self.asm.arena())
+        slot.resolve(self.asm.arena()).map(Some)
     }
 
     /// Whether an entry is ready to take, reading more of the log if not.
@@ -226,30 +231,17 @@ impl Follower {
         let mut scanner = SegmentScanner::new(Arc::clone(&cursor.file), len);
         scanner.seek(cursor.pos);
         self.asm.consume();
-        loop {
-            let problem = match scanner.next().map_err(Error::io(&cursor.path))? {
-                Scan::Record {
-                    offset,
-                    kind,
-                    payload,
-                } => match self.asm.push(offset, kind, payload) {
-                    Step::Pending => continue,
-                    Step::Ready => {
-                        cursor.pos = scanner.pos();
-                        self.stall = None;
-                        self.asm.list_ops(self.from, &mut self.slots);
-                        return Ok(Progress::Item);
-                    }
-                    Step::Problem(problem) => problem,
-                },
-                Scan::End | Scan::ZeroTail { .. } => match self.asm.finish_segment() {
-                    None => return Ok(Progress::CleanEnd),
-                    Some(problem) => problem,
-                },
-                Scan::Bad { offset, kind } => Problem::bad_record(offset, kind),
-            };
-            return Ok(Progress::Stalled(problem));
-        }
+        let next = next_item(&mut scanner, &mut self.asm).map_err(Error::io(&cursor.path))?;
+        Ok(match next {
+            Next::Item { end, .. } => {
+                cursor.pos = end;
+                self.stall = None;
+                self.asm.list_ops(self.from, &mut self.slots);
+                Progress::Item
+            }
+            Next::End { .. } => Progress::CleanEnd,
+            Next::Problem(problem) => Progress::Stalled(problem),
+        })
     }
 
     /// At the clean end of the current segment: moves on once the writer
@@ -273,10 +265,8 @@ impl Follower {
         for (id, path) in self.segments_after(after)? {
             let next = self.open_segment(id, path)?;
             let len = next.file.len().map_err(Error::io(&next.path))?;
-            let found = SegmentScanner::new(Arc::clone(&next.file), len)
-                .find_valid_record(0)
-                .map_err(Error::io(&next.path))?;
-            if found.is_some() {
+            let found = holds_valid(Arc::clone(&next.file), len).map_err(Error::io(&next.path))?;
+            if found {
                 return Ok(Some(next));
             }
         }
@@ -306,11 +296,7 @@ impl Follower {
         }
         let len = cursor.file.len().map_err(Error::io(&cursor.path))?;
         let mut scanner = SegmentScanner::new(Arc::clone(&cursor.file), len);
-        let followed = problem.record_valid
-            || scanner
-                .find_valid_record(problem.offset + 1)
-                .map_err(Error::io(&cursor.path))?
-                .is_some()
+        let followed = valid_after(&mut scanner, &problem).map_err(Error::io(&cursor.path))?
             || self.later_with_data()?.is_some();
         if followed {
             return Err(Error::Corruption {

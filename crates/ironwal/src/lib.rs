@@ -154,12 +154,14 @@
 pub mod format;
 pub mod storage;
 
+mod entry;
 mod error;
 mod follow;
 mod metrics;
 mod options;
 mod reader;
 mod recovery;
+mod report;
 mod salvage;
 mod segment;
 mod segment_record;
@@ -167,14 +169,15 @@ mod seq;
 mod wal;
 mod write_batch;
 
+pub use entry::{Entry, EntryRef, Item};
 pub use error::{CorruptionKind, Error, InvalidOption, Oversized, Result};
 pub use follow::Follower;
 pub use format::Op;
 pub use metrics::{Histogram, Metrics};
 pub use options::{Options, SyncPolicy};
-pub use recovery::{
-    DropCause, DroppedRange, Entry, EntryRef, Item, LogReader, RecoveryMode, RecoveryReport,
-    SegmentReport, SequenceGap, UnknownMode,
+pub use recovery::LogReader;
+pub use report::{
+    DropCause, DroppedRange, RecoveryMode, RecoveryReport, SegmentReport, SequenceGap, UnknownMode,
 };
 pub use salvage::{salvage, salvage_with, SalvageReport};
 pub use segment::SegmentId;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, InvalidOption, Result};
-use crate::recovery::RecoveryMode;
+use crate::report::RecoveryMode;
 use crate::storage::{default_storage, Storage};
 
 /// When appended entries are made durable (fdatasync).

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::entry::MAX_FIELD_LEN;
 use crate::format::{encode_batch, encode_entry};
-use crate::recovery::{DroppedRange, LogReader, RecoveryMode, RecoveryReport};
+use crate::recovery::LogReader;
+use crate::report::{DroppedRange, RecoveryMode, RecoveryReport};
 use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
 use crate::write_batch::WriteBatch;
 

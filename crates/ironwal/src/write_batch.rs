@@ -1,9 +1,9 @@
 //! [`WriteBatch`]: operations written atomically.
 
+use crate::entry::EntryRef;
 use crate::format::batch::{op_len, push_op, BODY_PREFIX};
 use crate::format::entry::{ENTRY_PREFIX, MAX_FIELD_LEN};
 use crate::format::{BatchOps, Op};
-use crate::recovery::EntryRef;
 use crate::seq::Seq;
 
 /// Operations that reach the log all together or not at all.

@@ -16,7 +16,7 @@ use super::segments::{create_segment, Active, Preparer, SegmentMeta};
 use super::syncer::Syncer;
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::recovery::RecoveryReport;
+use crate::report::RecoveryReport;
 use crate::segment::SegmentId;
 use crate::segment_record::SegmentRecord;
 use crate::seq::Seq;

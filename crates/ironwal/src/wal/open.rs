@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::recovery::{DropCause, RecoveryMode, RecoveryReport};
+use crate::report::{DropCause, RecoveryMode, RecoveryReport};
 use crate::segment_record::{SegmentRecord, RECORD_FILE};
 use crate::storage::{OpenMode, Storage};
 

@@ -11,6 +11,7 @@ mod garbage;
 mod lost_segments;
 mod prealloc;
 mod proptests;
+mod reading;
 mod salvage;
 mod torn_tail;
 mod wal_behaviour;
