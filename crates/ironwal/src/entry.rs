@@ -46,13 +46,14 @@ impl EntryRef<'_> {
     }
 }
 
-/// A whole item read by [`LogReader::next_item`]: one operation, or the
+/// A whole item read by [`LogReader::next_item`](crate::LogReader::next_item): one operation, or the
 /// operations of one batch.
 #[derive(Clone, Copy, Debug)]
 pub struct Item<'a> {
     arena: &'a [u8],
     slots: &'a [Slot],
     batch: bool,
+    fragmented: bool,
     segment: &'a Path,
 }
 
@@ -65,6 +66,12 @@ impl<'a> Item<'a> {
     /// Whether the operations were written as one batch.
     pub fn is_batch(&self) -> bool {
         self.batch
+    }
+
+    /// Whether an entry of the item was too long for one record (32 KiB
+    /// with its header) and was written in fragments.
+    pub fn is_fragmented(&self) -> bool {
+        self.fragmented
     }
 
     /// Number of operations.
@@ -92,7 +99,7 @@ impl<'a> Item<'a> {
     pub(crate) fn new(
         arena: &'a [u8],
         slots: &'a [Slot],
-        batch: bool,
+        (batch, fragmented): (bool, bool),
         segment: &'a Path,
     ) -> Result<Self> {
         for slot in slots {
@@ -102,6 +109,7 @@ impl<'a> Item<'a> {
             arena,
             slots,
             batch,
+            fragmented,
             segment,
         })
     }
@@ -195,7 +203,7 @@ mod tests {
         let slot = Slot::locate(&arena, op(&arena[..3], &arena[3..]));
         assert!(matches!(slot.resolve(&arena[..4]), Err(Error::Internal(_))));
         let slots = [slot];
-        let item = Item::new(&arena[..4], &slots, false, Path::new("x.wal"));
+        let item = Item::new(&arena[..4], &slots, (false, false), Path::new("x.wal"));
         assert!(matches!(item, Err(Error::Internal(_))));
     }
 }

@@ -151,7 +151,17 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+/// The raw on-disk format: record and entry encoders and decoders. Public
+/// only with the `raw-format` feature, for ironwal's own harnesses and
+/// fuzzers; not a stable API. Tools read logs through [`LogReader`] and
+/// [`Item`].
+#[cfg(feature = "raw-format")]
+#[doc(hidden)]
 pub mod format;
+#[cfg(not(feature = "raw-format"))]
+#[allow(dead_code, unused_imports, unreachable_pub)]
+mod format;
+pub mod inspect;
 pub mod storage;
 
 mod entry;

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use ironwal::format::entry::entry_len;
-use ironwal::format::MAX_PAYLOAD;
-use ironwal::{DropCause, Histogram, LogReader, Op, RecoveryMode, RecoveryReport, WriteBatch};
+use ironwal::{DropCause, Histogram, LogReader, Op, RecoveryMode, RecoveryReport};
 use serde::Serialize;
 
 use crate::output::{not_a_log, JsonGap, Mode, Progress};
@@ -94,12 +92,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         if item.is_batch() {
             counts.batches += 1;
             counts.batch_sizes.record(item.len() as u64);
-            let body: usize = item
-                .iter()
-                .map(|e| WriteBatch::op_len(e.op, e.key.len(), len(e.value)))
-                .sum();
-            counts.fragmented += u64::from(13 + 12 + body + 4 > MAX_PAYLOAD);
         }
+        counts.fragmented += u64::from(item.is_fragmented());
         for entry in item.iter() {
             match entry.op {
                 Op::Put => counts.puts += 1,
@@ -109,11 +103,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             counts.key_sizes.record(entry.key.len() as u64);
             if let Some(value) = entry.value {
                 counts.value_sizes.record(value.len() as u64);
-            }
-            if !item.is_batch() {
-                counts.fragmented += u64::from(
-                    entry_len(entry.op, entry.key.len(), len(entry.value)) > MAX_PAYLOAD as u64,
-                );
             }
         }
         items += 1;
@@ -138,10 +127,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn len(value: Option<&[u8]>) -> usize {
-    value.map_or(0, <[u8]>::len)
 }
 
 fn to_json(

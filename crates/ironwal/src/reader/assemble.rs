@@ -91,6 +91,8 @@ pub(crate) struct Assembler {
     ops: Vec<Slot>,
     /// Whether the item is a batch (of either form).
     is_batch: bool,
+    /// Whether an entry of the item spans several records.
+    fragmented: bool,
     /// Offset of the open First record and where its entry starts in `arena`.
     fragment: Option<(u64, usize)>,
     /// Offset of the latest First or Middle record of the open fragment.
@@ -129,6 +131,7 @@ impl Assembler {
         self.fragment = None;
         self.batch = None;
         self.is_batch = false;
+        self.fragmented = false;
     }
 
     /// Clears a completed item and releases memory a huge one left behind.
@@ -138,6 +141,11 @@ impl Assembler {
         if self.arena.capacity() > KEEP {
             self.arena = Vec::new();
         }
+    }
+
+    /// Whether an entry of the complete item spans several records.
+    pub(crate) fn fragmented(&self) -> bool {
+        self.fragmented
     }
 
     /// The arena the operations of the complete item live in.
@@ -217,6 +225,7 @@ impl Assembler {
             }
             RecordType::Last => {
                 self.arena.extend_from_slice(payload);
+                self.fragmented = true;
                 let (start, begin) = self.fragment.take().unwrap_or((offset, 0));
                 self.finish_entry(start, begin)
             }

@@ -230,8 +230,8 @@ impl LogReader {
         }
         let slots = self.slots.get(self.next_slot..).unwrap_or_default();
         self.next_slot = self.slots.len();
-        let (arena, batch) = (self.asm.arena(), self.item_is_batch);
-        Item::new(arena, slots, batch, &self.path).map(Some)
+        let kind = (self.item_is_batch, self.asm.fragmented());
+        Item::new(self.asm.arena(), slots, kind, &self.path).map(Some)
     }
 
     /// Bytes of the log read so far (segments done, plus the position in
