@@ -88,7 +88,7 @@ pub fn run_child(spec_json: &str) -> Result<ExitCode> {
     let spec: Spec = serde_json::from_str(spec_json).context("parsing the cell spec")?;
     let outcome = match measure(&spec) {
         Ok(mut measured) => {
-            measured.peak_rss_mib = peak_rss_mib();
+            measured.peak_rss_mib = ironwal_cli::measure::peak_rss_mib();
             Outcome::Measured(measured)
         }
         Err(e) => Outcome::Failed(format!("{e:#}")),
@@ -150,12 +150,4 @@ fn measure_raw(job: Job, dir: &Path) -> Result<Measured> {
         Job::Replay { count, value_size } => raw::read_log(dir, count, value_size),
         Job::Durable { .. } => bail!("the raw ceilings are single-threaded loops, not W1 cells"),
     }
-}
-
-/// This process's peak resident set size (VmHWM), from /proc.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Context, Result};
 
+pub use ironwal_cli::measure::percentile_us;
+
 use crate::cell::Measured;
 use crate::peers::{Log, Mode, Peer, Tally};
 use crate::plan::KEY_LEN;
@@ -230,15 +232,6 @@ pub fn replay(peer: &dyn Peer, dir: &Path, count: u64, value_size: usize) -> Res
     })
 }
 
-/// The latency at quantile `q` (nearest rank), in microseconds.
-pub fn percentile_us(sorted_ns: &[u64], q: f64) -> f64 {
-    if sorted_ns.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted_ns.len() as f64).ceil() as usize).clamp(1, sorted_ns.len());
-    sorted_ns[rank - 1] as f64 / 1e3
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,13 +248,5 @@ mod tests {
     fn keys_are_distinct_across_writers() {
         assert_ne!(key(0, 1), key(1, 0));
         assert!(key(0, 1) < key(0, 2));
-    }
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let ns: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
-        assert_eq!(percentile_us(&ns, 0.50), 50.0);
-        assert_eq!(percentile_us(&ns, 0.99), 99.0);
-        assert_eq!(percentile_us(&[], 0.99), 0.0);
     }
 }

@@ -1,14 +1,13 @@
 //! ironwal, through its public API: `Wal::put` under `SyncPolicy::Always` or
 //! `Never`, and `LogReader`'s borrowing `next_entry` for replay.
 
-use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
-use ironwal::storage::{default_storage, DirLock, OpenMode, PathKind, Storage, StorageFile};
+use ironwal::storage::default_storage;
 use ironwal::{LogReader, Options, RecoveryMode, SyncPolicy, Wal};
+use ironwal_cli::measure::CountingStorage;
 
 use super::{Log, Mode, Peer, Tally, Writer};
 use crate::plan::Workload;
@@ -64,7 +63,7 @@ impl Log for IronwalLog {
     }
 
     fn fsyncs(&self) -> Option<u64> {
-        Some(self.storage.syncs.load(Ordering::Relaxed))
+        Some(self.storage.syncs())
     }
 
     fn close(self: Box<Self>) -> Result<()> {
@@ -79,96 +78,5 @@ impl Writer for IronwalWriter<'_> {
     fn append(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.0.put(key, value)?;
         Ok(())
-    }
-}
-
-/// The default storage, counting fdatasyncs of files (directory syncs are
-/// not counted).
-///
-/// Every method is forwarded, the provided ones too: a method left to its
-/// trait default here would benchmark a different ironwal from the one users
-/// get.
-#[derive(Debug)]
-struct CountingStorage {
-    inner: Arc<dyn Storage>,
-    syncs: Arc<AtomicU64>,
-}
-
-impl CountingStorage {
-    fn new(inner: Arc<dyn Storage>) -> Self {
-        CountingStorage {
-            inner,
-            syncs: Arc::default(),
-        }
-    }
-}
-
-impl Storage for CountingStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-
-    fn kind_of(&self, path: &Path) -> io::Result<PathKind> {
-        self.inner.kind_of(path)
-    }
-
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(Arc::new(CountingFile {
-            inner: self.inner.open(path, mode)?,
-            syncs: Arc::clone(&self.syncs),
-        }))
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-
-    fn try_lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn DirLock>>> {
-        self.inner.try_lock_dir(dir)
-    }
-}
-
-#[derive(Debug)]
-struct CountingFile {
-    inner: Arc<dyn StorageFile>,
-    syncs: Arc<AtomicU64>,
-}
-
-impl StorageFile for CountingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-
-    fn sync_data(&self) -> io::Result<()> {
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        self.inner.sync_data()
-    }
-
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-
-    fn is_empty(&self) -> io::Result<bool> {
-        self.inner.is_empty()
     }
 }

@@ -6,13 +6,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use ironwal::storage::{DirLock, FsStorage, OpenMode, PathKind, Storage, StorageFile};
+use ironwal::storage::default_storage;
 use ironwal::{Options, Seq, SyncPolicy, Wal, WriteBatch};
+use ironwal_cli::measure::{peak_rss_mib, percentile_us, CountingStorage};
 use serde::Serialize;
 
 use crate::output::Progress;
@@ -121,7 +121,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         }
     };
 
-    let storage = Arc::new(CountingStorage::default());
+    let storage = Arc::new(CountingStorage::new(default_storage()));
     let options = || {
         Options::default()
             .sync_policy(args.sync.0)
@@ -166,14 +166,14 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         sync: args.sync.to_string(),
         entries_per_sec: args.entries as f64 / elapsed.as_secs_f64().max(1e-9),
         mb_per_sec: mb(log_bytes, elapsed),
-        p50_us: percentile(&latencies, 0.50),
-        p99_us: percentile(&latencies, 0.99),
-        p999_us: percentile(&latencies, 0.999),
+        p50_us: percentile_us(&latencies, 0.50),
+        p99_us: percentile_us(&latencies, 0.99),
+        p999_us: percentile_us(&latencies, 0.999),
         fsyncs,
         log_bytes,
         recover_ms: recover.as_secs_f64() * 1e3,
         replay_mb_per_sec: mb(log_bytes, replay),
-        peak_rss_mb: peak_rss_mb().unwrap_or(f64::NAN),
+        peak_rss_mb: peak_rss_mib().unwrap_or(f64::NAN),
     };
     let mut out = io::stdout().lock();
     if args.json {
@@ -269,23 +269,6 @@ fn write_share(wal: &Wal, writer: u64, share: u64, value_size: usize) -> ironwal
     Ok(latencies)
 }
 
-/// The latency at quantile `q`, in microseconds.
-fn percentile(sorted_ns: &[u64], q: f64) -> f64 {
-    if sorted_ns.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted_ns.len() as f64).ceil() as usize).clamp(1, sorted_ns.len());
-    sorted_ns[rank - 1] as f64 / 1e3
-}
-
-/// Peak resident set size of this process, from /proc (Linux only).
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 fn print_human(out: &mut impl Write, r: &Results, dir: &Path, removed: bool) -> io::Result<()> {
     writeln!(
         out,
@@ -316,73 +299,4 @@ fn print_human(out: &mut impl Write, r: &Results, dir: &Path, removed: bool) -> 
     writeln!(out, "  peak RSS: {:.1} MB", r.peak_rss_mb)?;
     let fate = if removed { " (removed)" } else { "" };
     writeln!(out, "  log:     {}{fate}", dir.display())
-}
-
-/// The real file system, counting fdatasyncs.
-#[derive(Debug, Default)]
-struct CountingStorage {
-    fs: FsStorage,
-    syncs: Arc<AtomicU64>,
-}
-
-impl CountingStorage {
-    fn syncs(&self) -> u64 {
-        self.syncs.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Debug)]
-struct CountingFile {
-    file: Arc<dyn StorageFile>,
-    syncs: Arc<AtomicU64>,
-}
-
-impl Storage for CountingStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.fs.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.fs.list(dir)
-    }
-    fn kind_of(&self, path: &Path) -> io::Result<PathKind> {
-        self.fs.kind_of(path)
-    }
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
-        let file = self.fs.open(path, mode)?;
-        Ok(Arc::new(CountingFile {
-            file,
-            syncs: Arc::clone(&self.syncs),
-        }))
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.fs.remove_file(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.fs.rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.fs.sync_dir(dir)
-    }
-    fn try_lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn DirLock>>> {
-        self.fs.try_lock_dir(dir)
-    }
-}
-
-impl StorageFile for CountingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.file.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.file.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        self.file.sync_data()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.file.len()
-    }
 }

@@ -7,20 +7,13 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub use ironwal_testkit::compat_dir;
+
 pub fn ironwal(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ironwal"))
         .args(args)
         .output()
         .expect("run ironwal")
-}
-
-/// The directory of kevo-written vectors (`testdata/kevo` in the
-/// repository), or `IRONWAL_COMPAT_DIR` if set.
-pub fn compat_dir() -> PathBuf {
-    match std::env::var_os("IRONWAL_COMPAT_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/kevo"),
-    }
 }
 
 /// Every compat vector: its directory and manifest.

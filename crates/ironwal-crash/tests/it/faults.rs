@@ -18,6 +18,7 @@ use std::time::Duration;
 use ironwal::{Entry, Error, LogReader, Options, RecoveryMode, Seq, SyncPolicy, Wal, WriteBatch};
 use ironwal_crash::rng::Rng;
 use ironwal_crash::sim::{CrashMode, FaultKind, FaultOp, SimStorage};
+use ironwal_testkit::replay_all;
 use parking_lot::Mutex;
 
 const DIR: &str = "/wal";
@@ -129,13 +130,6 @@ impl Ledger {
     }
 }
 
-fn replay(wal: &Wal) -> Vec<Entry> {
-    wal.replay(Seq::ZERO)
-        .expect("replay")
-        .collect::<Result<_, _>>()
-        .expect("replay entries")
-}
-
 /// Loses power, then opens what survived; returns the new storage, the log
 /// and its entries.
 fn crash_and_reopen(
@@ -146,7 +140,7 @@ fn crash_and_reopen(
     let image = sim.crash_now(CrashMode::Sectors512, seed);
     let after = SimStorage::from_image(&image);
     let wal = open(&after, policy);
-    let entries = replay(&wal);
+    let entries = replay_all(&wal);
     (after, wal, entries)
 }
 
@@ -168,7 +162,7 @@ fn assert_poisoned<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
 
 /// Appends after recovery work, continue the sequence, and survive a crash.
 fn assert_appends_work(ledger: &mut Ledger, sim: &SimStorage, wal: Wal, policy: SyncPolicy) {
-    let highest = replay(&wal).last().map_or(0, |e| e.seq.get());
+    let highest = replay_all(&wal).last().map_or(0, |e| e.seq.get());
     let seq = ledger.put(&wal, 100).expect("append after recovery");
     assert_eq!(
         seq.get(),
@@ -311,7 +305,7 @@ fn an_eio_on_write_fails_the_append_and_poisons_the_log() {
 
     // A restart without a power loss sees the log as the failed write left it.
     let wal = open(&sim, SyncPolicy::Always);
-    let entries = replay(&wal);
+    let entries = replay_all(&wal);
     ledger.check(&entries);
     assert_eq!(entries.len(), 3);
     drop(wal);
@@ -342,7 +336,7 @@ fn a_short_write_is_cut_away_so_a_restart_finds_the_log_clean() {
         "{:#?}",
         wal.recovery_report()
     );
-    let entries = replay(&wal);
+    let entries = replay_all(&wal);
     ledger.check(&entries);
     assert_eq!(entries.len(), 3, "the half-written entry is not recovered");
     wal.close().expect("close");
@@ -371,7 +365,7 @@ fn a_short_write_that_cannot_be_cut_away_is_a_torn_tail_that_reopening_truncates
         wal.recovery_report().torn_tail().is_some(),
         "the half-written record is reported as a torn tail"
     );
-    let entries = replay(&wal);
+    let entries = replay_all(&wal);
     ledger.check(&entries);
     assert_eq!(entries.len(), 3, "the half-written entry is not recovered");
     wal.close().expect("close");
@@ -443,7 +437,7 @@ fn a_short_write_before_a_prepared_segment_is_still_a_torn_tail() {
 
     let wal = Wal::open(DIR, options).expect("reopen");
     assert!(wal.recovery_report().torn_tail().is_some());
-    let entries = replay(&wal);
+    let entries = replay_all(&wal);
     ledger.check(&entries);
     assert_eq!(entries.len(), 3);
     assert_appends_work(&mut ledger, &sim, wal, SyncPolicy::Always);
@@ -482,7 +476,7 @@ fn a_full_disk_fails_the_append_and_leaves_no_partial_record_after_reopen() {
         "no partial record is left: {:#?}",
         wal.recovery_report()
     );
-    let entries = replay(&wal);
+    let entries = replay_all(&wal);
     ledger.check(&entries);
     assert_eq!(entries.len(), 5);
     wal.close().expect("close");
@@ -512,7 +506,7 @@ fn a_full_disk_then_power_loss_leaves_the_log_ending_at_the_last_whole_entry() {
         let image = sim.crash_now(CrashMode::Sectors512, seed);
         let after = SimStorage::from_image(&image);
         let wal = open(&after, SyncPolicy::Always);
-        let entries = replay(&wal);
+        let entries = replay_all(&wal);
         ledger.check(&entries);
         assert_eq!(entries.len(), 5, "seed {seed}");
         wal.close().expect("close");
@@ -581,8 +575,8 @@ fn a_read_error_at_open_fails_the_open_and_truncates_nothing() {
         "a failed open changed the log"
     );
     let wal = open(&sim, SyncPolicy::Always);
-    ledger.check(&replay(&wal));
-    assert_eq!(replay(&wal).len(), 5);
+    ledger.check(&replay_all(&wal));
+    assert_eq!(replay_all(&wal).len(), 5);
 }
 
 #[test]
@@ -619,7 +613,7 @@ fn a_failed_segment_creation_during_rotation_fails_the_append_and_loses_nothing(
             wal.segments().len() > 1,
             "{op:?} {kind:?}: rotated in the end"
         );
-        let entries = replay(&wal);
+        let entries = replay_all(&wal);
         ledger.check(&entries);
         drop(wal);
         let (after, wal, entries) = crash_and_reopen(&sim, SyncPolicy::Always, 5);
@@ -720,7 +714,7 @@ fn a_file_system_too_small_for_a_preallocated_segment_still_takes_the_log() {
     }
     wal.close().expect("close");
     let wal = Wal::open(DIR, options).expect("reopen");
-    let entries = replay(&wal);
+    let entries = replay_all(&wal);
     ledger.check(&entries);
     assert_eq!(entries.len(), 20);
 }
@@ -850,7 +844,7 @@ fn entries_acknowledged_after_a_restart_that_followed_a_failed_fsync_survive_pow
     drop(wal);
 
     let wal = open(&sim, SyncPolicy::Always);
-    ledger.check(&replay(&wal));
+    ledger.check(&replay_all(&wal));
     for _ in 0..3 {
         ledger.put(&wal, 100).expect("append after the restart");
     }
@@ -860,7 +854,7 @@ fn entries_acknowledged_after_a_restart_that_followed_a_failed_fsync_survive_pow
     let wal = Wal::open(DIR, options(&after, SyncPolicy::Always)).unwrap_or_else(|e| {
         panic!("the log acknowledged entries, then cannot be opened after a power loss: {e}")
     });
-    ledger.check(&replay(&wal));
+    ledger.check(&replay_all(&wal));
 }
 
 #[test]
@@ -957,7 +951,7 @@ fn a_crash_at_any_step_of_seal_retention_and_close_keeps_the_log_whole() {
             crashes += 1;
             let after = SimStorage::from_image(&image);
             let entries = match Wal::open(DIR, options(&after, SyncPolicy::Always)) {
-                Ok(wal) => replay(&wal),
+                Ok(wal) => replay_all(&wal),
                 Err(Error::Corruption { kind, segment, .. }) if !kind.is_segment_level() => {
                     // A dropped sector before a kept one (a known limit of
                     // the default mode): point-in-time recovers everything
@@ -967,7 +961,7 @@ fn a_crash_at_any_step_of_seal_retention_and_close_keeps_the_log_whole() {
                     let wal = Wal::open(DIR, pit).unwrap_or_else(|e| {
                         panic!("crash at op {crash_at} ({mode:?}): {e} after {kind} in {segment:?}")
                     });
-                    replay(&wal)
+                    replay_all(&wal)
                 }
                 Err(e) => panic!("crash at op {crash_at} ({mode:?}): {e}"),
             };

@@ -9,16 +9,9 @@ use std::sync::Arc;
 use ironwal::format::record::checksum;
 use ironwal::format::{decode_entry, EntryView, RawHeader, RecordType, HEADER_SIZE, MAX_PAYLOAD};
 use ironwal::storage::{FsStorage, MemStorage, Storage};
-use ironwal::{Entry, LogReader, Op, Options, RecoveryMode, RecoveryReport, SegmentId, Seq, Wal};
+pub use ironwal_testkit::{compat_dir, replay_all, test_seed, Rng};
 
-/// The directory of kevo-written vectors (`testdata/kevo` in the
-/// repository), or `IRONWAL_COMPAT_DIR` if set.
-pub fn compat_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("IRONWAL_COMPAT_DIR") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/kevo")
-}
+use ironwal::{Entry, LogReader, Op, Options, RecoveryMode, RecoveryReport, SegmentId, Seq};
 
 /// An operation as a manifest (and `ironwal dump --json`) spells it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,14 +132,6 @@ pub fn read_all_in(
             Err(e) => return (entries, Some(e), reader.report().clone()),
         }
     }
-}
-
-/// Every operation a `Wal` replays from the start; panics on an error.
-pub fn replay_all(wal: &Wal) -> Vec<Entry> {
-    wal.replay(Seq::ZERO)
-        .expect("replay")
-        .collect::<Result<_, _>>()
-        .expect("replay entry")
 }
 
 /// A log directory on one of the two storages, so a scenario can run over
@@ -401,66 +386,4 @@ pub fn items(bytes: &[u8]) -> Vec<(Range<usize>, Vec<Entry>)> {
 /// The byte spans of the logical items of a well-formed segment.
 pub fn item_spans(bytes: &[u8]) -> Vec<Range<usize>> {
     items(bytes).into_iter().map(|(span, _)| span).collect()
-}
-
-// ---------------------------------------------------------------------------
-// Randomness that can be replayed.
-
-/// A small seeded PRNG (SplitMix64): enough for choosing offsets and bytes,
-/// and the same sequence for the same seed on every platform.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// A number in `range` (not empty).
-    pub fn range(&mut self, range: Range<usize>) -> usize {
-        range.start + self.below((range.end - range.start) as u64) as usize
-    }
-
-    /// True once in `n` times.
-    pub fn one_in(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&self.next_u64().to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-}
-
-/// The seed of a randomized test: `IRONWAL_TEST_SEED` if set, else a fresh
-/// one. Printed, so a failure can be rerun with the same seed.
-pub fn test_seed(test: &str) -> u64 {
-    let seed = match std::env::var("IRONWAL_TEST_SEED") {
-        Ok(s) => s.parse().expect("IRONWAL_TEST_SEED must be a u64"),
-        Err(_) => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            Rng::new(nanos ^ u64::from(std::process::id()).rotate_left(32)).next_u64()
-        }
-    };
-    eprintln!("{test}: seed {seed} (rerun with IRONWAL_TEST_SEED={seed})");
-    seed
 }
