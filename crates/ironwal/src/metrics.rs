@@ -141,6 +141,12 @@ pub struct Metrics {
     /// Segment preallocations that failed (for lack of space, say); the log
     /// went on without them.
     pub preallocation_failures: u64,
+    /// Sleeping appenders woken as rounds of I/O ended: those a round
+    /// satisfied, and one per round handed the lead of the next.
+    pub wakeups: u64,
+    /// Of those, the ones woken to lead that found nothing left to do and
+    /// slept again: wake-ups that bought nothing.
+    pub idle_wakeups: u64,
 }
 
 #[cfg(test)]

@@ -93,6 +93,10 @@ struct Results {
     p99_us: f64,
     p999_us: f64,
     fsyncs: u64,
+    /// Appending threads woken as group-commit rounds ended, and those of
+    /// them woken for nothing.
+    wakeups: u64,
+    idle_wakeups: u64,
     log_bytes: u64,
     recover_ms: f64,
     replay_mb_per_sec: f64,
@@ -131,6 +135,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let start_syncs = storage.syncs();
     let (elapsed, mut latencies) = append_workload(&wal, args)?;
     let fsyncs = storage.syncs() - start_syncs;
+    let metrics = wal.metrics();
     Arc::into_inner(wal)
         .context("writers still hold the log")?
         .close()?;
@@ -170,6 +175,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         p99_us: percentile_us(&latencies, 0.99),
         p999_us: percentile_us(&latencies, 0.999),
         fsyncs,
+        wakeups: metrics.wakeups,
+        idle_wakeups: metrics.idle_wakeups,
         log_bytes,
         recover_ms: recover.as_secs_f64() * 1e3,
         replay_mb_per_sec: mb(log_bytes, replay),
@@ -289,6 +296,11 @@ fn print_human(out: &mut impl Write, r: &Results, dir: &Path, removed: bool) -> 
         out,
         "  fsyncs:  {} ({per_sync:.1} entries per fsync)",
         r.fsyncs
+    )?;
+    writeln!(
+        out,
+        "  wakeups: {} ({} woken for nothing)",
+        r.wakeups, r.idle_wakeups
     )?;
     writeln!(
         out,

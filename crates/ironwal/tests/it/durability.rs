@@ -276,6 +276,37 @@ fn metrics_count_appends_fsyncs_and_group_sizes() {
     assert_eq!(m.durable_seq, Seq::new(402));
     assert_eq!(m.segments, 1);
     assert!(!m.poisoned);
+    assert!(m.idle_wakeups <= m.wakeups, "{m:?}");
+}
+
+#[test]
+fn a_lone_appender_is_never_woken_and_waiting_appenders_are() {
+    let (_mem, wal) = mem_wal(SyncPolicy::Always);
+    for i in 0..50u32 {
+        wal.put(&i.to_be_bytes(), b"v").unwrap();
+    }
+    // It leads every round itself: nobody sleeps, nobody is woken.
+    assert_eq!((wal.metrics().wakeups, wal.metrics().idle_wakeups), (0, 0));
+
+    // Appenders held up behind a slow fsync sleep, and a round wakes them.
+    let mem = MemStorage::new();
+    let options = Options::default()
+        .storage(Arc::new(mem))
+        .preallocate(false)
+        .commit_delay(Some(Duration::from_millis(20)));
+    let wal = Arc::new(Wal::open("/log", options).unwrap());
+    let handles: Vec<_> = (0..4u32)
+        .map(|t| {
+            let wal = Arc::clone(&wal);
+            std::thread::spawn(move || wal.put(&t.to_be_bytes(), b"v").unwrap())
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let m = wal.metrics();
+    assert!(m.wakeups >= 1, "{m:?}");
+    assert!(m.idle_wakeups <= m.wakeups, "{m:?}");
 }
 
 /// Threads that only need their bytes written (a full buffer under a lazy
