@@ -185,36 +185,158 @@ fn assert_strictly_clean(sim: &SimStorage) {
     assert!(report.is_clean(), "{report:?}");
 }
 
-#[test]
-fn a_failed_fdatasync_fails_the_append_and_every_later_write() {
+/// What a restart without a power loss finds after the failed append.
+#[derive(Clone, Copy, Debug)]
+enum Restart {
+    /// The poisoned log cut the failed bytes away: nothing torn is left.
+    Clean,
+    /// They could not be cut away: a torn tail that reopening truncates.
+    TornTail,
+}
+
+/// One fault that fails an append on a healthy log, and what must follow:
+/// the append fails with `errno`, every later write fails with
+/// `Error::Poisoned`, nothing more becomes durable, and after a restart and
+/// after a power loss the log holds exactly the healthy entries and takes
+/// new appends.
+#[derive(Debug)]
+struct AppendFault {
+    name: &'static str,
+    /// Healthy appends first: how many, and their value length.
+    healthy: (usize, usize),
+    /// Faults injected into the next operation of each kind.
+    faults: &'static [(FaultOp, FaultKind)],
+    /// Room left on the file system past what the healthy log uses.
+    room: Option<u64>,
+    /// Value length of the append that fails.
+    failing_len: usize,
+    errno: i32,
+    /// What a restart without power loss must find (`None`: only the power
+    /// loss is checked).
+    restart: Option<Restart>,
+}
+
+const APPEND_FAULTS: &[AppendFault] = &[
+    AppendFault {
+        name: "a failed fdatasync",
+        healthy: (5, 100),
+        faults: &[(FaultOp::Sync, FaultKind::Eio)],
+        room: None,
+        failing_len: 100,
+        errno: EIO,
+        restart: None,
+    },
+    AppendFault {
+        name: "an EIO on write",
+        healthy: (3, 200),
+        faults: &[(FaultOp::Write, FaultKind::Eio)],
+        room: None,
+        failing_len: 200,
+        errno: EIO,
+        restart: Some(Restart::Clean),
+    },
+    AppendFault {
+        name: "a short write, cut away",
+        healthy: (3, 300),
+        faults: &[(FaultOp::Write, FaultKind::ShortWrite)],
+        room: None,
+        failing_len: 2000,
+        errno: EIO,
+        restart: Some(Restart::Clean),
+    },
+    AppendFault {
+        name: "a short write that cannot be cut away",
+        healthy: (3, 300),
+        faults: &[
+            (FaultOp::Write, FaultKind::ShortWrite),
+            (FaultOp::SetLen, FaultKind::Eio),
+        ],
+        room: None,
+        failing_len: 2000,
+        errno: EIO,
+        restart: Some(Restart::TornTail),
+    },
+    AppendFault {
+        name: "a full disk with room for part of the record",
+        healthy: (5, 500),
+        faults: &[],
+        room: Some(700),
+        failing_len: 3000,
+        errno: ENOSPC,
+        restart: Some(Restart::Clean),
+    },
+];
+
+/// Bytes the files of `sim` hold.
+fn used_bytes(sim: &SimStorage) -> u64 {
+    sim.snapshot()
+        .files()
+        .values()
+        .map(|f| f.len() as u64)
+        .sum()
+}
+
+fn run_append_fault(case: &AppendFault, seed: u64) {
+    let name = case.name;
     let sim = SimStorage::new();
     let wal = open(&sim, SyncPolicy::Always);
     let mut ledger = Ledger::default();
-    for _ in 0..5 {
-        ledger.put(&wal, 100).expect("healthy append");
+    let (healthy, healthy_len) = case.healthy;
+    for _ in 0..healthy {
+        ledger.put(&wal, healthy_len).expect("healthy append");
     }
     let durable = wal.durable_seq();
-    sim.inject(FaultOp::Sync, 1, FaultKind::Eio);
+    for (op, kind) in case.faults {
+        sim.inject(*op, 1, *kind);
+    }
+    if let Some(room) = case.room {
+        sim.limit_space(Some(used_bytes(&sim) + room));
+    }
     let failed = ledger
-        .put(&wal, 100)
-        .expect_err("an append whose fsync failed");
-    assert_eq!(errno(&failed), Some(EIO), "{failed}");
+        .put(&wal, case.failing_len)
+        .expect_err("the append the fault hits");
+    assert_eq!(errno(&failed), Some(case.errno), "{name}: {failed}");
     assert_eq!(
         wal.durable_seq(),
         durable,
-        "a failed fsync made nothing durable"
+        "{name}: nothing more is durable"
     );
-    assert_poisoned(ledger.put(&wal, 100), "append after a failed fsync");
-    assert_poisoned(ledger.batch(&wal, 3), "batch after a failed fsync");
-    assert_poisoned(wal.sync(), "sync after a failed fsync");
-    assert_poisoned(wal.flush(), "flush after a failed fsync");
-    assert!(wal.close().is_err(), "close must report the failure");
+    assert_poisoned(ledger.put(&wal, 10), name);
+    assert_poisoned(ledger.batch(&wal, 3), name);
+    assert_poisoned(wal.sync(), name);
+    assert_poisoned(wal.flush(), name);
+    assert!(wal.close().is_err(), "{name}: close reports the failure");
     drop(wal);
+    sim.limit_space(None);
 
-    let (after, wal, entries) = crash_and_reopen(&sim, SyncPolicy::Always, 1);
+    if let Some(restart) = case.restart {
+        let wal = open(&sim, SyncPolicy::Always);
+        let report = wal.recovery_report();
+        match restart {
+            Restart::Clean => assert!(report.is_clean(), "{name}: {report:#?}"),
+            Restart::TornTail => assert!(report.torn_tail().is_some(), "{name}: {report:#?}"),
+        }
+        let entries = replay_all(&wal);
+        ledger.check(&entries);
+        assert_eq!(
+            entries.len(),
+            healthy,
+            "{name}: the failed entry is not recovered"
+        );
+        wal.close().expect("close");
+        assert_strictly_clean(&sim);
+    }
+    let (after, wal, entries) = crash_and_reopen(&sim, SyncPolicy::Always, seed);
     ledger.check(&entries);
-    assert_eq!(entries.len(), 5, "the failed entry was never durable");
+    assert_eq!(entries.len(), healthy, "{name}: after power loss");
     assert_appends_work(&mut ledger, &after, wal, SyncPolicy::Always);
+}
+
+#[test]
+fn a_fault_in_an_append_fails_it_poisons_the_log_and_loses_nothing() {
+    for (seed, case) in APPEND_FAULTS.iter().enumerate() {
+        run_append_fault(case, seed as u64);
+    }
 }
 
 #[test]
@@ -287,94 +409,6 @@ fn every_appender_in_a_group_whose_fsync_failed_gets_an_error() {
 }
 
 #[test]
-fn an_eio_on_write_fails_the_append_and_poisons_the_log() {
-    let sim = SimStorage::new();
-    let wal = open(&sim, SyncPolicy::Always);
-    let mut ledger = Ledger::default();
-    for _ in 0..3 {
-        ledger.put(&wal, 200).expect("healthy append");
-    }
-    sim.inject(FaultOp::Write, 1, FaultKind::Eio);
-    let failed = ledger
-        .put(&wal, 200)
-        .expect_err("an append whose write failed");
-    assert_eq!(errno(&failed), Some(EIO), "{failed}");
-    assert_poisoned(ledger.put(&wal, 200), "append after a failed write");
-    assert_poisoned(wal.sync(), "sync after a failed write");
-    drop(wal);
-
-    // A restart without a power loss sees the log as the failed write left it.
-    let wal = open(&sim, SyncPolicy::Always);
-    let entries = replay_all(&wal);
-    ledger.check(&entries);
-    assert_eq!(entries.len(), 3);
-    drop(wal);
-    let (after, wal, entries) = crash_and_reopen(&sim, SyncPolicy::Always, 3);
-    ledger.check(&entries);
-    assert_appends_work(&mut ledger, &after, wal, SyncPolicy::Always);
-}
-
-#[test]
-fn a_short_write_is_cut_away_so_a_restart_finds_the_log_clean() {
-    let sim = SimStorage::new();
-    let wal = open(&sim, SyncPolicy::Always);
-    let mut ledger = Ledger::default();
-    for _ in 0..3 {
-        ledger.put(&wal, 300).expect("healthy append");
-    }
-    sim.inject(FaultOp::Write, 1, FaultKind::ShortWrite);
-    let failed = ledger.put(&wal, 2000).expect_err("an append cut short");
-    assert_eq!(errno(&failed), Some(EIO), "{failed}");
-    assert_poisoned(ledger.put(&wal, 10), "append after a short write");
-    drop(wal);
-
-    // Restart without power loss: the poisoned log cut the half-written
-    // record away, so there is nothing torn to find.
-    let wal = open(&sim, SyncPolicy::Always);
-    assert!(
-        wal.recovery_report().is_clean(),
-        "{:#?}",
-        wal.recovery_report()
-    );
-    let entries = replay_all(&wal);
-    ledger.check(&entries);
-    assert_eq!(entries.len(), 3, "the half-written entry is not recovered");
-    wal.close().expect("close");
-    assert_strictly_clean(&sim);
-    let wal = open(&sim, SyncPolicy::Always);
-    assert_appends_work(&mut ledger, &sim, wal, SyncPolicy::Always);
-}
-
-#[test]
-fn a_short_write_that_cannot_be_cut_away_is_a_torn_tail_that_reopening_truncates() {
-    let sim = SimStorage::new();
-    let wal = open(&sim, SyncPolicy::Always);
-    let mut ledger = Ledger::default();
-    for _ in 0..3 {
-        ledger.put(&wal, 300).expect("healthy append");
-    }
-    sim.inject(FaultOp::Write, 1, FaultKind::ShortWrite);
-    sim.inject(FaultOp::SetLen, 1, FaultKind::Eio);
-    let failed = ledger.put(&wal, 2000).expect_err("an append cut short");
-    assert_eq!(errno(&failed), Some(EIO), "{failed}");
-    drop(wal);
-
-    // Restart without power loss: half a record sits at the end.
-    let wal = open(&sim, SyncPolicy::Always);
-    assert!(
-        wal.recovery_report().torn_tail().is_some(),
-        "the half-written record is reported as a torn tail"
-    );
-    let entries = replay_all(&wal);
-    ledger.check(&entries);
-    assert_eq!(entries.len(), 3, "the half-written entry is not recovered");
-    wal.close().expect("close");
-    assert_strictly_clean(&sim);
-    let wal = open(&sim, SyncPolicy::Always);
-    assert_appends_work(&mut ledger, &sim, wal, SyncPolicy::Always);
-}
-
-#[test]
 fn a_short_write_then_power_loss_recovers_every_acknowledged_entry() {
     for seed in 0..20 {
         let sim = SimStorage::new();
@@ -444,48 +478,6 @@ fn a_short_write_before_a_prepared_segment_is_still_a_torn_tail() {
 }
 
 #[test]
-fn a_full_disk_fails_the_append_and_leaves_no_partial_record_after_reopen() {
-    let sim = SimStorage::new();
-    let wal = open(&sim, SyncPolicy::Always);
-    let mut ledger = Ledger::default();
-    for _ in 0..5 {
-        ledger.put(&wal, 500).expect("healthy append");
-    }
-    let used: u64 = sim
-        .snapshot()
-        .files()
-        .values()
-        .map(|f| f.len() as u64)
-        .sum();
-    // Room for part of the next record only.
-    sim.limit_space(Some(used + 700));
-    let failed = ledger
-        .put(&wal, 3000)
-        .expect_err("an append on a full disk");
-    assert_eq!(errno(&failed), Some(ENOSPC), "{failed}");
-    assert_poisoned(ledger.put(&wal, 10), "append after ENOSPC");
-    assert_poisoned(wal.sync(), "sync after ENOSPC");
-    drop(wal);
-
-    // Space is freed and the process restarts (no power loss): the
-    // poisoned log cut the partial record away before it gave up.
-    sim.limit_space(None);
-    let wal = open(&sim, SyncPolicy::Always);
-    assert!(
-        wal.recovery_report().is_clean(),
-        "no partial record is left: {:#?}",
-        wal.recovery_report()
-    );
-    let entries = replay_all(&wal);
-    ledger.check(&entries);
-    assert_eq!(entries.len(), 5);
-    wal.close().expect("close");
-    assert_strictly_clean(&sim);
-    let wal = open(&sim, SyncPolicy::Always);
-    assert_appends_work(&mut ledger, &sim, wal, SyncPolicy::Always);
-}
-
-#[test]
 fn a_full_disk_then_power_loss_leaves_the_log_ending_at_the_last_whole_entry() {
     for seed in 0..20 {
         let sim = SimStorage::new();
@@ -494,13 +486,7 @@ fn a_full_disk_then_power_loss_leaves_the_log_ending_at_the_last_whole_entry() {
         for _ in 0..5 {
             ledger.put(&wal, 900).expect("healthy append");
         }
-        let used: u64 = sim
-            .snapshot()
-            .files()
-            .values()
-            .map(|f| f.len() as u64)
-            .sum();
-        sim.limit_space(Some(used + 100 + seed * 97));
+        sim.limit_space(Some(used_bytes(&sim) + 100 + seed * 97));
         assert!(ledger.put(&wal, 5000).is_err());
         drop(wal);
         let image = sim.crash_now(CrashMode::Sectors512, seed);
