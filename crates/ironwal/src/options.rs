@@ -21,7 +21,10 @@ use crate::storage::{default_storage, Storage};
 /// (every `max_segment_size` bytes), before the next segment receives a
 /// byte: a crash can then only ever lose a suffix of the log, never a
 /// stretch in the middle with later entries surviving after it (which kevo's
-/// format, allowing gaps between sequence numbers, could not reveal).
+/// format, allowing gaps between sequence numbers, could not reveal). The
+/// appender that fills a segment does not wait for that fdatasync: the
+/// background syncer runs it (under `Always`, the next group commit does),
+/// and appends go on into the write buffer meanwhile.
 /// Under the lazy policies a background thread also syncs every
 /// [`Options::background_sync_bytes`] written, which only makes more of the
 /// log durable sooner.

@@ -46,16 +46,16 @@ fn write(batch: &Batch) -> io::Result<()> {
     }
 }
 
-/// Writes a segment's last round and makes the segment durable, ending at
-/// its last entry: the zeros of preallocation past it are cut (the sync
-/// makes the length durable too).
-fn seal(batch: &Batch) -> io::Result<()> {
+/// Writes a segment's last round and ends the segment at its last entry:
+/// the zeros of preallocation past it are cut. The fdatasync that makes
+/// both durable is the pending seal's.
+fn finish_segment(batch: &Batch) -> io::Result<()> {
     write(batch)?;
     let end = batch.offset + batch.data.len() as u64;
     if batch.file.len()? > end {
         batch.file.set_len(end)?;
     }
-    batch.file.sync_data()
+    Ok(())
 }
 
 /// Cuts a failed segment back to `len` bytes, durably.
@@ -121,6 +121,7 @@ impl Inner {
                 Room::Fits => return Ok(()),
                 Room::WaitForIo => self.group.wait_for_io(st),
                 Room::Rotate => self.rotate(st)?,
+                Room::Seal => self.lead(st, Reach::Written),
             }
         }
     }
@@ -129,9 +130,12 @@ impl Inner {
     /// it. Once the write is done, a leader that only needs to write (a
     /// full buffer under a lazy sync policy) may go ahead while this round
     /// syncs. Any failure poisons the log.
-    fn lead(&self, st: &mut Locked<'_>, reach: Reach) {
+    pub(super) fn lead(&self, st: &mut Locked<'_>, reach: Reach) {
         let sync = reach == Reach::Synced;
         let mut round = self.group.begin_write(st, sync);
+        if !self.seal_if_pending(&mut round) {
+            return;
+        }
         if let Some(delay) = self.options.commit_delay.filter(|_| sync) {
             // Let more appenders join this group before it is cut.
             round.unlocked(|| std::thread::sleep(delay));
@@ -151,22 +155,57 @@ impl Inner {
         self.cut_if_due(&mut round);
     }
 
-    /// Seals the active segment (its last round written, its tail cut, all
-    /// synced) and makes the next one active, recording both.
+    /// Ends the active segment (its last round written, its tail cut) and
+    /// makes the next one active. Its fdatasync is left pending: the first
+    /// round that writes runs it (the background syncer, under the lazy
+    /// policies, right away), and appends go on into memory meanwhile.
     fn rotate(&self, st: &mut Locked<'_>) -> Result<()> {
         let mut round = self.group.begin_rotation(st);
         let seal_of: Seal = round.take_seal();
-        let (sealed, next) = round.unlocked(|| {
-            let sealed = seal(&seal_of.batch);
-            let next = sealed.is_ok().then(|| self.next_segment(seal_of.meta.id));
-            if let Some(Ok(next)) = &next {
-                self.record_rotation(&seal_of.meta, next.meta.id, seal_of.batch.upto + 1);
-            }
-            (sealed, next)
+        let (written, next) = round.unlocked(|| {
+            let written = finish_segment(&seal_of.batch);
+            let next = written.is_ok().then(|| self.next_segment(seal_of.meta.id));
+            (written, next)
         });
-        let result = round.rotated(seal_of, sealed, next);
+        let result = round.rotated(seal_of, written, next);
         self.cut_if_due(&mut round);
         result
+    }
+
+    /// Runs the pending seal, if this round must: the sealed segment's
+    /// fdatasync, then the segment record that lists it. `false` if it
+    /// failed (the log is poisoned; the segment is cut back to what was
+    /// durable before, best effort).
+    fn seal_if_pending(&self, round: &mut Round<'_, '_>) -> bool {
+        let Some(seal) = round.take_pending_seal() else {
+            return true;
+        };
+        let started = Instant::now();
+        let synced = round.unlocked(|| {
+            let synced = seal.file.sync_data();
+            match &synced {
+                Ok(()) => self.record_rotation(&seal.meta, seal.next, seal.upto + 1),
+                Err(_) => {
+                    if let Err(error) = cut(&*seal.file, seal.synced_len) {
+                        tracing::warn!(%error, "could not cut the failed segment back");
+                    }
+                }
+            }
+            synced
+        });
+        round.seal_synced(&seal, started.elapsed(), synced)
+    }
+
+    /// Runs the pending seal, if there is one, or waits for the round
+    /// running it.
+    pub(super) fn settle_seal(&self, st: &mut Locked<'_>) {
+        while let Some(running) = st.seal_pending() {
+            if running || !st.io_idle() {
+                self.group.wait_for_io(st);
+            } else {
+                self.lead(st, Reach::Written);
+            }
+        }
     }
 
     /// Makes the cut a failure asked for, if it falls to this round: best
@@ -248,6 +287,11 @@ impl Inner {
         }
         let seq = st.buffered_seq();
         let result = self.wait_for(&mut st, seq, Reach::Synced);
+        if result.is_ok() {
+            // A rotation whose entries were all synced already may still
+            // have its seal (the cut's length, the record) to make durable.
+            self.settle_seal(&mut st);
+        }
         self.group.wake_everyone(&mut st);
         let tail = st.active_tail();
         drop(st);

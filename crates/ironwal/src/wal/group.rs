@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::options::{Options, SyncPolicy};
 use crate::seq::Seq;
 use crate::storage::StorageFile;
-pub(super) use round::{Batch, Round, Seal};
+pub(super) use round::{Batch, PendingSeal, Round, Seal};
 use sleepers::{sleep, Reached, Sleeper, DONE, SIGNAL, WAITING, WAKE};
 
 /// The state, locked.
@@ -112,6 +112,8 @@ pub(super) struct State {
     cut_pending: Option<u64>,
     /// A sync is due that the background syncer should run.
     background_sync_due: bool,
+    /// The segment the last rotation sealed, until its fdatasync has run.
+    seal: Option<PendingSeal>,
     /// Threads parked until a round covers them or hands them the lead.
     sleepers: Vec<Sleeper>,
     /// Threads to unpark once the lock is released (kept to reuse its
@@ -138,6 +140,9 @@ pub(super) enum Room {
     WaitForIo,
     /// Seal the active segment and start the next.
     Rotate,
+    /// Run the pending seal of the segment the last rotation sealed (a
+    /// round that writes does it first).
+    Seal,
 }
 
 /// One step of waiting for a sequence.
@@ -183,6 +188,7 @@ impl State {
             waiters: Vec::new(),
             cut_pending: None,
             background_sync_due: false,
+            seal: None,
             sleepers: Vec::new(),
             to_wake: Vec::new(),
             metrics: Metrics::default(),
@@ -266,6 +272,9 @@ impl State {
             Ok(Room::Fits)
         } else if self.writing || self.syncing || self.rotating {
             Ok(Room::WaitForIo)
+        } else if self.seal.is_some() {
+            // The previous rotation's seal comes first.
+            Ok(Room::Seal)
         } else {
             Ok(Room::Rotate)
         }
@@ -392,7 +401,18 @@ impl State {
     pub(super) fn syncer_idle(&self) -> bool {
         let durable = self.durable_seq;
         let waited_for = self.waiters.iter().any(|(seq, _)| *seq > durable);
-        !(waited_for || self.background_sync_due) || self.poisoned.is_some()
+        !(waited_for || self.background_sync_due || self.seal.is_some()) || self.poisoned.is_some()
+    }
+
+    /// Whether a sealed segment's fdatasync is pending, and whether a round
+    /// is running it.
+    pub(super) fn seal_pending(&self) -> Option<bool> {
+        self.seal.as_ref().map(|s| s.running)
+    }
+
+    /// Whether no round of I/O runs.
+    pub(super) fn io_idle(&self) -> bool {
+        !self.writing && !self.syncing && !self.rotating
     }
 
     /// The background syncer takes over whatever sync is due: the sequence
@@ -554,7 +574,7 @@ impl Group {
         st.wake_waiters();
         st.wake_sleepers();
         self.io_done.notify_all();
-        if st.background_sync_due || st.closed {
+        if st.background_sync_due || st.closed || st.seal.is_some() {
             self.syncer_wake.notify_all();
         }
         if st.to_wake.is_empty() {

@@ -3,7 +3,8 @@
 //! One thread per log runs the syncs nobody waits for on a thread of their
 //! own: the periodic sync of `SyncPolicy::Interval`, background syncs every
 //! [`crate::Options::background_sync_bytes`], syncs handed over by appends
-//! that do not wait, and the syncs [`Durable`] futures wait for. It leads
+//! that do not wait, the seal of each segment a rotation ends, and the
+//! syncs [`Durable`] futures wait for. It leads
 //! an ordinary group-commit round, so its fsync covers everyone.
 
 use std::future::Future;
@@ -39,10 +40,11 @@ impl Syncer {
 
 impl Inner {
     /// Whether the log needs the background syncer from the start (else it
-    /// starts when an async caller first waits).
+    /// starts when an async caller first waits): under every policy but
+    /// `Always`, where appenders sync for themselves, it also runs the seal
+    /// of each segment a rotation ends, so appends need not wait for it.
     pub(super) fn needs_syncer(&self) -> bool {
-        matches!(self.options.sync_policy, SyncPolicy::Interval(_))
-            || self.group.syncs_in_background()
+        self.options.sync_policy != SyncPolicy::Always || self.group.syncs_in_background()
     }
 
     /// Starts the background syncer unless it runs already.
@@ -79,6 +81,19 @@ impl Inner {
                 if st.is_closed() {
                     return;
                 }
+            }
+            match st.seal_pending() {
+                Some(false) if st.io_idle() => {
+                    // Seal the segment the last rotation ended, so appends
+                    // need not wait for it.
+                    self.lead(&mut st, Reach::Written);
+                    continue;
+                }
+                Some(_) => {
+                    self.group.wait_for_io(&mut st);
+                    continue;
+                }
+                None => {}
             }
             if let Some(seq) = st.take_background_sync() {
                 // A failure poisons the log; callers see it on their next call.

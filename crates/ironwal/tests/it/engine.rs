@@ -104,16 +104,20 @@ impl StorageFile for HookedFile {
 }
 
 fn hooked_wal(policy: SyncPolicy) -> (Arc<Hooks>, Wal) {
+    hooked_wal_with(
+        Options::default()
+            .write_buffer_size(4096)
+            .sync_policy(policy),
+    )
+}
+
+fn hooked_wal_with(options: Options) -> (Arc<Hooks>, Wal) {
     let hooks = Arc::new(Hooks::default());
     let storage = Hooked {
         mem: MemStorage::new(),
         hooks: Arc::clone(&hooks),
     };
-    let options = Options::default()
-        .storage(Arc::new(storage))
-        .preallocate(false)
-        .write_buffer_size(4096)
-        .sync_policy(policy);
+    let options = options.storage(Arc::new(storage)).preallocate(false);
     (hooks, Wal::open("/log", options).unwrap())
 }
 
@@ -153,6 +157,45 @@ fn nowait_appends_never_wait_for_an_fsync_under_any_policy() {
         hooks.hold_syncs(false);
         wal.wait_durable(*seqs.last().unwrap()).unwrap();
         assert_eq!(wal.durable_seq(), *seqs.last().unwrap(), "{policy:?}");
+    }
+}
+
+/// A rotation seals the full segment, but the fdatasync that makes it
+/// durable is not the appender's to wait for: a nowait append that rotates
+/// returns while fsyncs are held (the seal runs before anything is written
+/// to the new segment).
+#[test]
+fn a_nowait_append_that_rotates_does_not_wait_for_the_seal() {
+    let policies = [
+        SyncPolicy::Always,
+        SyncPolicy::Bytes(1 << 20),
+        SyncPolicy::Interval(Duration::from_secs(3600)),
+        SyncPolicy::Never,
+    ];
+    for policy in policies {
+        let options = Options::default()
+            .sync_policy(policy)
+            .max_segment_size(16 * 1024)
+            .write_buffer_size(64 * 1024);
+        let (hooks, wal) = hooked_wal_with(options);
+        let wal = Arc::new(wal);
+        hooks.hold_syncs(true);
+        let appender = Arc::clone(&wal);
+        // ~24 KiB: one rotation, at 16 KiB.
+        let appended = within_bound(move || {
+            (0..200u32)
+                .map(|i| appender.put_nowait(&i.to_be_bytes(), &[7; 100]))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let seqs = appended
+            .unwrap_or_else(|| panic!("{policy:?}: a rotating put_nowait waited for the seal"))
+            .unwrap();
+        assert_eq!(wal.segments().len(), 2, "{policy:?}: one rotation");
+        hooks.hold_syncs(false);
+        let last = *seqs.last().unwrap();
+        wal.wait_durable(last).unwrap();
+        let replayed = ironwal_testkit::replay_all(&wal);
+        assert_eq!(replayed.len(), 200, "{policy:?}");
     }
 }
 

@@ -72,6 +72,27 @@ pub(in crate::wal) struct Batch {
     pub(in crate::wal) upto: u64,
 }
 
+/// A sealed segment whose fdatasync has not run yet: nothing may be written
+/// to the new active segment until it has (a crash must only ever lose a
+/// suffix of the log), and the segment record lists the sealed segment only
+/// once it is durable.
+#[derive(Clone, Debug)]
+pub(in crate::wal) struct PendingSeal {
+    pub(in crate::wal) file: Arc<dyn StorageFile>,
+    /// The segment as the record will list it.
+    pub(in crate::wal) meta: SegmentMeta,
+    /// The segment that became active, and its first sequence.
+    pub(in crate::wal) next: crate::segment::SegmentId,
+    pub(in crate::wal) upto: u64,
+    /// Bytes of it already durable before the rotation (what a failed
+    /// seal cuts it back to).
+    pub(in crate::wal) synced_len: u64,
+    /// Bytes handed to files since open, its own last write included.
+    bytes: u64,
+    /// A round is syncing it.
+    pub(super) running: bool,
+}
+
 /// A segment being sealed by a rotation.
 #[derive(Debug)]
 pub(in crate::wal) struct Seal {
@@ -211,36 +232,46 @@ impl Round<'_, '_> {
         st.synced_bytes = st.synced_bytes.max(written.bytes);
     }
 
-    /// Records a rotation's outcome: the seal (write, cut, sync) and, if it
-    /// succeeded, the segment that becomes active (`None` when creating it
-    /// failed: the old segment stays active and a later append retries).
+    /// Records a rotation's outcome: the last write to the old segment (and
+    /// the cut of its zero tail) and, if that succeeded, the segment that
+    /// becomes active (`None` when creating it failed: the old segment stays
+    /// active and a later append retries). The old segment's fdatasync is
+    /// left pending ([`Self::take_pending_seal`]): appends go on into memory
+    /// meanwhile, and the first round that writes does it before any byte
+    /// reaches the new segment.
     pub(in crate::wal) fn rotated(
         &mut self,
         seal: Seal,
-        sealed: std::io::Result<()>,
+        written: std::io::Result<()>,
         next: Option<Result<Active>>,
     ) -> Result<()> {
-        let written = seal.batch.data.len() as u64;
+        let len = seal.batch.data.len() as u64;
         let upto = seal.batch.upto;
+        let file = Arc::clone(&seal.batch.file);
         self.recycle(seal.batch.data);
-        if let Err(source) = sealed {
+        if let Err(source) = written {
             let durable = self.st.active.synced;
             self.fail(source, durable);
             return Ok(());
         }
         let st = &mut **self.st;
-        st.active.written += written;
-        st.active.synced = st.active.written;
+        st.active.written += len;
         st.written_seq = upto;
-        st.durable_seq = upto;
-        st.requested_seq = st.requested_seq.max(upto);
-        st.written_bytes += written;
-        st.synced_bytes = st.written_bytes;
-        st.metrics.fsyncs += 1;
+        st.written_bytes += len;
         match next {
             Some(Ok(next)) => {
                 st.metrics.rotations += 1;
                 tracing::info!(segment = %next.meta.path.display(), "started segment");
+                let synced_len = st.active.synced;
+                st.seal = Some(PendingSeal {
+                    file,
+                    meta: seal.meta.clone(),
+                    next: next.meta.id,
+                    upto,
+                    synced_len,
+                    bytes: st.written_bytes,
+                    running: false,
+                });
                 st.active = next;
                 st.sealed.push(seal.meta);
                 Ok(())
@@ -248,6 +279,41 @@ impl Round<'_, '_> {
             Some(Err(e)) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// The sealed segment whose fdatasync is pending, if any and no other
+    /// round is doing it: this round must do it before it writes.
+    pub(in crate::wal) fn take_pending_seal(&mut self) -> Option<PendingSeal> {
+        let seal = self.st.seal.as_mut().filter(|s| !s.running)?;
+        seal.running = true;
+        Some(seal.clone())
+    }
+
+    /// Records the outcome of a pending seal's fdatasync: on success the
+    /// sealed segment's entries are durable; on failure the log is
+    /// poisoned. Returns whether it succeeded.
+    pub(in crate::wal) fn seal_synced(
+        &mut self,
+        seal: &PendingSeal,
+        took: Duration,
+        synced: std::io::Result<()>,
+    ) -> bool {
+        let st = &mut **self.st;
+        st.seal = None;
+        if let Err(source) = synced {
+            let path = seal.meta.path.to_path_buf();
+            st.poison(Error::Io { path, source });
+            return false;
+        }
+        let group = seal.upto.saturating_sub(st.durable_seq);
+        let metrics = &mut st.metrics;
+        metrics.fsyncs += 1;
+        metrics.sync_latency_us.record(took.as_micros() as u64);
+        metrics.group_sizes.record(group);
+        st.durable_seq = st.durable_seq.max(seal.upto);
+        st.requested_seq = st.requested_seq.max(seal.upto);
+        st.synced_bytes = st.synced_bytes.max(seal.bytes);
+        true
     }
 
     /// Poisons the log after a failed write or sync of the active segment
