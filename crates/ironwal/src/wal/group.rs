@@ -222,6 +222,19 @@ impl State {
         self.written_bytes - self.synced_bytes
     }
 
+    /// After a successful fdatasync covering sequences up to `upto` and
+    /// `bytes` bytes handed to files since open.
+    fn synced(&mut self, upto: u64, bytes: u64, took: Duration) {
+        let metrics = &mut self.metrics;
+        metrics.fsyncs += 1;
+        metrics.sync_latency_us.record(took.as_micros() as u64);
+        metrics
+            .group_sizes
+            .record(upto.saturating_sub(self.durable_seq));
+        self.durable_seq = self.durable_seq.max(upto);
+        self.synced_bytes = self.synced_bytes.max(bytes);
+    }
+
     fn poison(&mut self, error: Error) {
         tracing::error!(%error, "write failed; the log accepts no more writes");
         self.poisoned.get_or_insert_with(|| Arc::new(error));

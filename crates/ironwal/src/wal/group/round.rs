@@ -223,13 +223,7 @@ impl Round<'_, '_> {
         }
         let st = &mut **self.st;
         st.active.synced = st.active.synced.max(written.segment_len);
-        let group = written.upto.saturating_sub(st.durable_seq);
-        let metrics = &mut st.metrics;
-        metrics.fsyncs += 1;
-        metrics.sync_latency_us.record(took.as_micros() as u64);
-        metrics.group_sizes.record(group);
-        st.durable_seq = st.durable_seq.max(written.upto);
-        st.synced_bytes = st.synced_bytes.max(written.bytes);
+        st.synced(written.upto, written.bytes, took);
     }
 
     /// Records a rotation's outcome: the last write to the old segment (and
@@ -305,14 +299,8 @@ impl Round<'_, '_> {
             st.poison(Error::Io { path, source });
             return false;
         }
-        let group = seal.upto.saturating_sub(st.durable_seq);
-        let metrics = &mut st.metrics;
-        metrics.fsyncs += 1;
-        metrics.sync_latency_us.record(took.as_micros() as u64);
-        metrics.group_sizes.record(group);
-        st.durable_seq = st.durable_seq.max(seal.upto);
         st.requested_seq = st.requested_seq.max(seal.upto);
-        st.synced_bytes = st.synced_bytes.max(seal.bytes);
+        st.synced(seal.upto, seal.bytes, took);
         true
     }
 
