@@ -108,7 +108,7 @@ impl Inner {
     }
 
     /// Returns once `seq` has reached `reach`, leading rounds as needed.
-    pub(super) fn wait_for(&self, st: &mut Locked<'_>, seq: u64, reach: Reach) -> Result<()> {
+    pub(super) fn wait_for(&self, st: &mut Locked<'_>, seq: Seq, reach: Reach) -> Result<()> {
         let lead = |st: &mut Locked<'_>, reach| self.lead(st, reach);
         self.group.wait_for(st, seq, reach, lead)
     }
@@ -184,7 +184,7 @@ impl Inner {
         let synced = round.unlocked(|| {
             let synced = seal.file.sync_data();
             match &synced {
-                Ok(()) => self.record_rotation(&seal.meta, seal.next, seal.upto + 1),
+                Ok(()) => self.record_rotation(&seal.meta, seal.next, seal.upto.next()),
                 Err(_) => {
                     if let Err(error) = cut(&*seal.file, seal.synced_len) {
                         tracing::warn!(%error, "could not cut the failed segment back");
@@ -225,10 +225,10 @@ impl Inner {
     /// segments and `active`, whose first entry will be `first`, is active.
     /// A failure leaves the old record, which still describes the log (the
     /// new segment reads as one that continues it), so it is only logged.
-    fn record_rotation(&self, sealed: &SegmentMeta, active: SegmentId, first: u64) {
+    fn record_rotation(&self, sealed: &SegmentMeta, active: SegmentId, first: Seq) {
         let mut record = self.record.lock();
         record.sealed.push(sealed.recorded());
-        record.active = Some((active, first));
+        record.active = Some((active, first.get()));
         if let Err(error) = record.store(&*self.options.storage, &self.dir) {
             tracing::warn!(%error, "could not update the segment record after a rotation");
         }
@@ -267,13 +267,13 @@ impl Inner {
 
     pub(super) fn wait_durable(&self, seq: Seq) -> Result<()> {
         let mut st = self.group.lock();
-        if seq.get() > st.buffered_seq() {
+        if seq > st.buffered_seq() {
             return Err(Error::NotAppended {
                 seq,
-                last: Seq::new(st.buffered_seq()),
+                last: st.buffered_seq(),
             });
         }
-        self.wait_for(&mut st, seq.get(), Reach::Synced)
+        self.wait_for(&mut st, seq, Reach::Synced)
     }
 
     /// Closes the log: syncs what was appended, stops the background

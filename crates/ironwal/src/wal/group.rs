@@ -78,7 +78,7 @@ impl Config {
 pub(super) struct State {
     closed: bool,
     poisoned: Option<Arc<Error>>,
-    next_seq: u64,
+    next_seq: Seq,
     /// Encoded entries not yet handed to the file.
     buf: Vec<u8>,
     /// An empty buffer, swapped in while a leader writes `buf`.
@@ -87,9 +87,9 @@ pub(super) struct State {
     /// Segments before the active one, in log order.
     sealed: Vec<SegmentMeta>,
     /// Highest sequence assigned, written to the file, made durable.
-    buffered_seq: u64,
-    written_seq: u64,
-    durable_seq: u64,
+    buffered_seq: Seq,
+    written_seq: Seq,
+    durable_seq: Seq,
     /// Bytes handed to files since open, and how many of them the latest
     /// completed sync covered (for `SyncPolicy::Bytes`).
     written_bytes: u64,
@@ -101,12 +101,12 @@ pub(super) struct State {
     /// smaller group.
     syncing: bool,
     /// The highest sequence the sync in flight (or the last one) covers.
-    requested_seq: u64,
+    requested_seq: Seq,
     /// The active segment is being sealed and replaced: appends wait, so
     /// none is counted against the old segment while its bytes go to the new.
     rotating: bool,
     /// Async callers waiting for a sequence to become durable.
-    waiters: Vec<(u64, Waker)>,
+    waiters: Vec<(Seq, Waker)>,
     /// After a failure: cut the active segment to this length, which the
     /// round holding the write does once the lock can be released.
     cut_pending: Option<u64>,
@@ -127,7 +127,7 @@ pub(super) struct State {
 pub(super) struct Pushed {
     pub(super) seq: Seq,
     /// The sequence of its last operation.
-    pub(super) last: u64,
+    pub(super) last: Seq,
     /// How far the appender must wait before returning, if at all.
     pub(super) wait: Option<Reach>,
 }
@@ -166,12 +166,12 @@ impl State {
         options: &Options,
         active: Active,
         sealed: Vec<SegmentMeta>,
-        highest: u64,
+        highest: Seq,
     ) -> Self {
         State {
             closed: false,
             poisoned: None,
-            next_seq: highest + 1,
+            next_seq: highest.next(),
             buf: Vec::with_capacity(options.write_buffer_size),
             spare: Vec::with_capacity(options.write_buffer_size),
             active,
@@ -211,7 +211,7 @@ impl State {
         }
     }
 
-    fn reached(&self, seq: u64, reach: Reach) -> bool {
+    fn reached(&self, seq: Seq, reach: Reach) -> bool {
         match reach {
             Reach::Written => self.written_seq >= seq,
             Reach::Synced => self.durable_seq >= seq,
@@ -224,13 +224,11 @@ impl State {
 
     /// After a successful fdatasync covering sequences up to `upto` and
     /// `bytes` bytes handed to files since open.
-    fn synced(&mut self, upto: u64, bytes: u64, took: Duration) {
+    fn synced(&mut self, upto: Seq, bytes: u64, took: Duration) {
         let metrics = &mut self.metrics;
         metrics.fsyncs += 1;
         metrics.sync_latency_us.record(took.as_micros() as u64);
-        metrics
-            .group_sizes
-            .record(upto.saturating_sub(self.durable_seq));
+        metrics.group_sizes.record(upto.since(self.durable_seq));
         self.durable_seq = self.durable_seq.max(upto);
         self.synced_bytes = self.synced_bytes.max(bytes);
     }
@@ -249,7 +247,7 @@ impl State {
     }
 
     /// The highest sequence assigned.
-    pub(super) fn buffered_seq(&self) -> u64 {
+    pub(super) fn buffered_seq(&self) -> Seq {
         self.buffered_seq
     }
 
@@ -308,14 +306,14 @@ impl State {
         let seq = self.next_seq;
         let last = seq
             .checked_add(count - 1)
-            .filter(|l| *l < u64::MAX)
+            .filter(|l| l.get() < u64::MAX)
             .ok_or(Error::SequenceExhausted)?;
         let before = self.buf.len();
-        if let Err(e) = encode(&mut self.buf, seq) {
+        if let Err(e) = encode(&mut self.buf, seq.get()) {
             self.buf.truncate(before);
             return Err(e);
         }
-        self.next_seq = last + 1;
+        self.next_seq = last.next();
         self.buffered_seq = last;
         let bytes = (self.buf.len() - before) as u64;
         let metrics = &mut self.metrics;
@@ -340,11 +338,7 @@ impl State {
             }
             _ => full.then_some(Reach::Written),
         };
-        Ok(Pushed {
-            seq: Seq::new(seq),
-            last,
-            wait,
-        })
+        Ok(Pushed { seq, last, wait })
     }
 
     /// One step of waiting for `seq` to reach `reach`: done, lead a round
@@ -352,7 +346,7 @@ impl State {
     /// sleeper) until a round covers it or hands it the lead. `woken` says
     /// the thread was just woken to look: if it only goes back to sleep, the
     /// wake-up was wasted, and is counted.
-    fn step(&mut self, seq: u64, reach: Reach, woken: bool) -> Result<Step> {
+    fn step(&mut self, seq: Seq, reach: Reach, woken: bool) -> Result<Step> {
         self.check_poisoned()?;
         if self.reached(seq, reach) {
             return Ok(Step::Done);
@@ -385,13 +379,13 @@ impl State {
         if let Err(e) = self.check_poisoned() {
             return DurablePoll::Ready(Err(e));
         }
-        if self.durable_seq >= seq.get() {
+        if self.durable_seq >= seq {
             return DurablePoll::Ready(Ok(()));
         }
-        if seq.get() > self.buffered_seq {
+        if seq > self.buffered_seq {
             return DurablePoll::Ready(Err(Error::NotAppended {
                 seq,
-                last: Seq::new(self.buffered_seq),
+                last: self.buffered_seq,
             }));
         }
         if self.closed {
@@ -401,9 +395,9 @@ impl State {
         let registered = self
             .waiters
             .iter()
-            .any(|(s, w)| *s == seq.get() && w.will_wake(waker));
+            .any(|(s, w)| *s == seq && w.will_wake(waker));
         if !registered {
-            self.waiters.push((seq.get(), waker.clone()));
+            self.waiters.push((seq, waker.clone()));
         }
         DurablePoll::Pending
     }
@@ -430,7 +424,7 @@ impl State {
 
     /// The background syncer takes over whatever sync is due: the sequence
     /// to make durable, if anything is unsynced.
-    pub(super) fn take_background_sync(&mut self) -> Option<u64> {
+    pub(super) fn take_background_sync(&mut self) -> Option<Seq> {
         self.background_sync_due = false;
         let due = self.poisoned.is_none() && self.buffered_seq > self.durable_seq;
         due.then_some(self.buffered_seq)
@@ -529,7 +523,7 @@ impl Group {
     pub(super) fn wait_for(
         &self,
         st: &mut Locked<'_>,
-        seq: u64,
+        seq: Seq,
         reach: Reach,
         mut lead: impl FnMut(&mut Locked<'_>, Reach),
     ) -> Result<()> {
@@ -555,7 +549,7 @@ impl Group {
     pub(super) fn wait_released<'a>(
         &'a self,
         mut st: Locked<'a>,
-        seq: u64,
+        seq: Seq,
         reach: Reach,
         mut lead: impl FnMut(&mut Locked<'_>, Reach),
     ) -> Result<()> {

@@ -132,8 +132,8 @@ impl Wal {
                 Some(SegmentMeta {
                     id: s.id?,
                     path: Arc::from(s.path.as_path()),
-                    first_seq: s.first_seq.map(Seq::get),
-                    last_seq: s.last_seq.map(Seq::get),
+                    first_seq: s.first_seq,
+                    last_seq: s.last_seq,
                     len: s.valid_len,
                 })
             })
@@ -189,20 +189,20 @@ impl Wal {
         } else {
             report.highest_seq
         };
-        let highest = last.map_or(0, Seq::get);
-        if highest == u64::MAX {
+        let highest = last.unwrap_or(Seq::ZERO);
+        let Some(next) = highest.checked_add(1) else {
             return Err(Error::SequenceExhausted);
-        }
+        };
         tracing::info!(
             dir = %dir.display(),
             segments = report.segments.len(),
             entries = report.entries,
-            next_seq = highest + 1,
+            next_seq = %next,
             "opened log"
         );
         let now = SegmentRecord {
             sealed: sealed.iter().map(SegmentMeta::recorded).collect(),
-            active: Some((active.meta.id, active.meta.first_seq.unwrap_or(highest + 1))),
+            active: Some((active.meta.id, active.meta.first_seq.unwrap_or(next).get())),
         };
         if record.as_ref() != Some(&now) {
             store_record_at_open(&*storage, &dir, &now)?;
@@ -401,8 +401,8 @@ impl Wal {
         let info = |(i, (meta, _)): (usize, (SegmentMeta, u64))| SegmentInfo {
             id: meta.id,
             path: meta.path.to_path_buf(),
-            first_seq: meta.first_seq.map(Seq::new),
-            last_seq: meta.last_seq.map(Seq::new),
+            first_seq: meta.first_seq,
+            last_seq: meta.last_seq,
             active: i + 1 == count,
         };
         segments.into_iter().enumerate().map(info).collect()
@@ -417,7 +417,7 @@ impl Wal {
         let mut segments = self.inner.group.segments();
         let active = segments.pop();
         // Segments holding nothing at or after `from` need not be read.
-        segments.retain(|(m, _)| m.last_seq.is_some_and(|last| last >= from.get()));
+        segments.retain(|(m, _)| m.last_seq.is_some_and(|last| last >= from));
         let sources = segments
             .into_iter()
             .chain(active)

@@ -27,6 +27,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::segment::SegmentId;
 use crate::segment_record::SealedSegment;
+use crate::seq::Seq;
 use crate::storage::{OpenMode, Storage, StorageFile};
 
 /// Bytes of zeros written per call while preparing a segment.
@@ -40,8 +41,8 @@ const PREPARED_SUFFIX: &str = ".prepared";
 pub(super) struct SegmentMeta {
     pub(super) id: SegmentId,
     pub(super) path: Arc<Path>,
-    pub(super) first_seq: Option<u64>,
-    pub(super) last_seq: Option<u64>,
+    pub(super) first_seq: Option<Seq>,
+    pub(super) last_seq: Option<Seq>,
     /// Bytes of the segment that hold the log (for a sealed segment; the
     /// active one's is `Active::written`). Past it: zeros or nothing.
     pub(super) len: u64,
@@ -53,8 +54,8 @@ impl SegmentMeta {
         SealedSegment {
             id: self.id,
             len: self.len,
-            first: self.first_seq,
-            last: self.last_seq,
+            first: self.first_seq.map(Seq::get),
+            last: self.last_seq.map(Seq::get),
         }
     }
 }

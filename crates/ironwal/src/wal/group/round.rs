@@ -9,6 +9,7 @@ use parking_lot::MutexGuard;
 
 use super::{Group, Locked};
 use crate::error::{Error, Result};
+use crate::seq::Seq;
 use crate::storage::StorageFile;
 use crate::wal::segments::{Active, SegmentMeta};
 
@@ -69,7 +70,7 @@ pub(in crate::wal) struct Batch {
     pub(in crate::wal) offset: u64,
     pub(in crate::wal) file: Arc<dyn StorageFile>,
     /// The highest sequence in it.
-    pub(in crate::wal) upto: u64,
+    pub(in crate::wal) upto: Seq,
 }
 
 /// A sealed segment whose fdatasync has not run yet: nothing may be written
@@ -83,7 +84,7 @@ pub(in crate::wal) struct PendingSeal {
     pub(in crate::wal) meta: SegmentMeta,
     /// The segment that became active, and its first sequence.
     pub(in crate::wal) next: crate::segment::SegmentId,
-    pub(in crate::wal) upto: u64,
+    pub(in crate::wal) upto: Seq,
     /// Bytes of it already durable before the rotation (what a failed
     /// seal cuts it back to).
     pub(in crate::wal) synced_len: u64,
@@ -338,7 +339,7 @@ impl Round<'_, '_> {
 /// What a successful write covers, for the sync that follows it.
 #[derive(Clone, Copy, Debug)]
 pub(in crate::wal) struct Written {
-    upto: u64,
+    upto: Seq,
     /// Bytes handed to files since open, this write included.
     bytes: u64,
     /// The active segment's written length after it.

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::thread::Thread;
 
 use super::Reach;
+use crate::seq::Seq;
 
 /// A thread parked until its sequence reaches `reach`.
 #[derive(Debug)]
 pub(super) struct Sleeper {
-    pub(super) seq: u64,
+    pub(super) seq: Seq,
     pub(super) reach: Reach,
     pub(super) thread: Thread,
     /// Set before the thread is unparked: `DONE` or `WAKE`.
@@ -45,10 +46,10 @@ pub(super) fn sleep(signal: &AtomicU8) -> u8 {
 /// wake.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Reached {
-    pub(super) written: u64,
-    pub(super) durable: u64,
+    pub(super) written: Seq,
+    pub(super) durable: Seq,
     /// The highest sequence the sync in flight (or the last one) covers.
-    pub(super) requested: u64,
+    pub(super) requested: Seq,
     pub(super) poisoned: bool,
 }
 
@@ -95,7 +96,7 @@ mod tests {
 
     fn sleeper(seq: u64, reach: Reach) -> Sleeper {
         Sleeper {
-            seq,
+            seq: Seq::new(seq),
             reach,
             thread: std::thread::current(),
             signal: Arc::new(AtomicU8::new(WAITING)),
@@ -116,9 +117,9 @@ mod tests {
         let mut sleepers = vec![written, synced];
         let mut to_wake = Vec::new();
         let reached = Reached {
-            written: 6,
-            durable: 3,
-            requested: 3,
+            written: Seq::new(6),
+            durable: Seq::new(3),
+            requested: Seq::new(3),
             poisoned: false,
         };
         reached.wake(&mut sleepers, &mut to_wake);
@@ -126,7 +127,7 @@ mod tests {
         assert_eq!(to_wake.len(), 2);
         // The new leader stays registered until it runs.
         assert_eq!(sleepers.len(), 1);
-        assert_eq!(sleepers[0].seq, 6);
+        assert_eq!(sleepers[0].seq, Seq::new(6));
     }
 
     #[test]
@@ -136,9 +137,9 @@ mod tests {
         let mut sleepers = vec![covered, beyond];
         let mut to_wake = Vec::new();
         let reached = Reached {
-            written: 5,
-            durable: 2,
-            requested: 5,
+            written: Seq::new(5),
+            durable: Seq::new(2),
+            requested: Seq::new(5),
             poisoned: false,
         };
         reached.wake(&mut sleepers, &mut to_wake);
@@ -148,9 +149,9 @@ mod tests {
         // Nothing left to lead for: only the satisfied wake.
         to_wake.clear();
         let reached = Reached {
-            written: 9,
-            durable: 5,
-            requested: 5,
+            written: Seq::new(9),
+            durable: Seq::new(5),
+            requested: Seq::new(5),
             poisoned: false,
         };
         reached.wake(&mut sleepers, &mut to_wake);
@@ -166,9 +167,9 @@ mod tests {
         let mut sleepers = vec![one, two];
         let mut to_wake = Vec::new();
         let reached = Reached {
-            written: 0,
-            durable: 0,
-            requested: 0,
+            written: Seq::new(0),
+            durable: Seq::new(0),
+            requested: Seq::new(0),
             poisoned: true,
         };
         reached.wake(&mut sleepers, &mut to_wake);

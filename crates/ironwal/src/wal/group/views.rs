@@ -9,15 +9,15 @@ use crate::wal::segments::SegmentMeta;
 
 impl Group {
     pub(in crate::wal) fn next_seq(&self) -> Seq {
-        Seq::new(self.state.lock().next_seq)
+        self.state.lock().next_seq
     }
 
     pub(in crate::wal) fn last_seq(&self) -> Seq {
-        Seq::new(self.state.lock().buffered_seq)
+        self.state.lock().buffered_seq
     }
 
     pub(in crate::wal) fn durable_seq(&self) -> Seq {
-        Seq::new(self.state.lock().durable_seq)
+        self.state.lock().durable_seq
     }
 
     /// The counters, with the log's current position filled in.
@@ -25,8 +25,8 @@ impl Group {
         let st = self.state.lock();
         let mut metrics = st.metrics.clone();
         metrics.segments = st.sealed.len() as u64 + 1;
-        metrics.last_seq = Seq::new(st.buffered_seq);
-        metrics.durable_seq = Seq::new(st.durable_seq);
+        metrics.last_seq = st.buffered_seq;
+        metrics.durable_seq = st.durable_seq;
         metrics.poisoned = st.poisoned.is_some();
         metrics
     }
@@ -53,7 +53,7 @@ impl Group {
         let mut keep_from = st
             .sealed
             .iter()
-            .position(|m| m.last_seq.is_some_and(|last| last >= seq.get()))
+            .position(|m| m.last_seq.is_some_and(|last| last >= seq))
             .unwrap_or(st.sealed.len());
         let active_durable = st
             .active
