@@ -30,6 +30,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::record::checksum;
 use crate::segment::SegmentId;
+use crate::seq::Seq;
 use crate::storage::{OpenMode, PathKind, Storage};
 
 /// The record's file name in the log directory.
@@ -49,8 +50,8 @@ pub(crate) struct SealedSegment {
     /// Bytes of log in it (the file may hold zeros after them only if it
     /// was sealed by an ironwal older than the record).
     pub(crate) len: u64,
-    pub(crate) first: Option<u64>,
-    pub(crate) last: Option<u64>,
+    pub(crate) first: Option<Seq>,
+    pub(crate) last: Option<Seq>,
 }
 
 /// The writer's account of its segments.
@@ -60,7 +61,7 @@ pub(crate) struct SegmentRecord {
     pub(crate) sealed: Vec<SealedSegment>,
     /// The active segment and the sequence its first entry has (or will
     /// have).
-    pub(crate) active: Option<(SegmentId, u64)>,
+    pub(crate) active: Option<(SegmentId, Seq)>,
 }
 
 /// A record as loaded: the record if it is there and reads, and what was
@@ -92,11 +93,11 @@ pub(crate) enum Expect {
     /// A sealed segment: exactly this much log and these sequences.
     Sealed {
         len: u64,
-        first: Option<u64>,
-        last: Option<u64>,
+        first: Option<Seq>,
+        last: Option<Seq>,
     },
     /// The active segment: its first entry, if it has one, is `first`.
-    Active { first: u64 },
+    Active { first: Seq },
     /// Newer than every recorded segment (made by a rotation whose record
     /// update a crash cut off): continues the sequence.
     Continues,
@@ -118,7 +119,7 @@ pub(crate) struct Missing {
 impl SegmentRecord {
     /// The record as its file holds it.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let seq = |s: Option<u64>| s.map_or_else(|| "-".to_owned(), |s| s.to_string());
+        let seq = |s: Option<Seq>| s.map_or_else(|| "-".to_owned(), |s| s.to_string());
         let mut text = format!("{MAGIC}\n");
         for s in &self.sealed {
             let (first, last) = (seq(s.first), seq(s.last));
@@ -160,7 +161,7 @@ impl SegmentRecord {
             let number = |s: &str| s.parse::<u64>().map_err(|_| bad());
             let seq = |s: &str| match s {
                 "-" => Ok(None),
-                s => number(s).map(Some),
+                s => number(s).map(|n| Some(Seq::new(n))),
             };
             match fields.as_slice() {
                 ["sealed", name, len, first, last] if record.active.is_none() => {
@@ -172,7 +173,7 @@ impl SegmentRecord {
                     })
                 }
                 ["active", name, first] if record.active.is_none() => {
-                    record.active = Some((id(name)?, number(first)?))
+                    record.active = Some((id(name)?, Seq::new(number(first)?)))
                 }
                 _ => return Err(bad()),
             }
@@ -288,8 +289,8 @@ mod tests {
                 SealedSegment {
                     id: SegmentId::new(10),
                     len: 1289,
-                    first: Some(1),
-                    last: Some(8),
+                    first: Some(Seq::new(1)),
+                    last: Some(Seq::new(8)),
                 },
                 SealedSegment {
                     id: SegmentId::new(20),
@@ -298,7 +299,7 @@ mod tests {
                     last: None,
                 },
             ],
-            active: Some((SegmentId::new(30), 9)),
+            active: Some((SegmentId::new(30), Seq::new(9))),
         }
     }
 
@@ -325,11 +326,11 @@ mod tests {
                     crc32 e296f99e\n";
         let record = SegmentRecord::decode(text.as_bytes()).unwrap();
         assert_eq!(record.sealed.len(), 2);
-        assert_eq!(record.sealed[0].last, Some(8));
+        assert_eq!(record.sealed[0].last, Some(Seq::new(8)));
         assert_eq!(record.sealed[1].first, None);
         assert_eq!(
             record.active,
-            Some((SegmentId::new(1_795_618_051_466_426_396), 9))
+            Some((SegmentId::new(1_795_618_051_466_426_396), Seq::new(9)))
         );
         assert_eq!(record.encode(), text.as_bytes());
     }
@@ -391,7 +392,7 @@ mod tests {
         assert_eq!(expect[0], Expect::Nothing);
         assert!(matches!(expect[1], Expect::Sealed { len: 1289, .. }));
         assert_eq!(expect[2], Expect::Unrecorded);
-        assert_eq!(expect[3], Expect::Active { first: 9 });
+        assert_eq!(expect[3], Expect::Active { first: Seq::new(9) });
         assert_eq!(expect[4], Expect::Continues);
         assert_eq!(
             missing,

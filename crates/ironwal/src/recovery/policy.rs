@@ -45,13 +45,13 @@ impl LogReader {
 
     /// The sequence the current segment's first entry must have, if the
     /// segment record says.
-    pub(super) fn expected_first(&self) -> Option<u64> {
+    pub(super) fn expected_first(&self) -> Option<Seq> {
         match self.expected() {
             Expect::Sealed { first, .. } => first,
             Expect::Active { first } => Some(first),
             // After a missing segment, where the log continues is unknown.
             Expect::Continues if !self.missing_before_current => {
-                self.report.highest_seq.map(|s| s.get() + 1)
+                self.report.highest_seq.map(Seq::next)
             }
             Expect::Continues | Expect::Nothing | Expect::Unrecorded => None,
         }
@@ -62,7 +62,7 @@ impl LogReader {
     /// the segment should start with. At byte 0 the entry must be exactly
     /// that one; after damage skipped at the segment's start (salvage) it
     /// must at least lie among the segment's sequences.
-    pub(super) fn out_of_place(&self, first: u64, start: u64) -> Option<u64> {
+    pub(super) fn out_of_place(&self, first: Seq, start: u64) -> Option<Seq> {
         let expected = self.expected_first()?;
         let fits = match self.expected() {
             _ if start == 0 => first == expected,
@@ -86,7 +86,7 @@ impl LogReader {
             // segment or an earlier last entry, and is reported already.
             return Ok(());
         }
-        let found_last = self.segment_report().and_then(|s| s.last_seq).map(Seq::get);
+        let found_last = self.segment_report().and_then(|s| s.last_seq);
         let kind = if valid_len != len {
             CorruptionKind::SegmentLength {
                 recorded: len,
@@ -94,8 +94,8 @@ impl LogReader {
             }
         } else if found_last != last {
             CorruptionKind::LastSequence {
-                recorded: last.unwrap_or(0),
-                found: found_last.unwrap_or(0),
+                recorded: last.map_or(0, Seq::get),
+                found: found_last.map_or(0, Seq::get),
             }
         } else {
             return Ok(());
@@ -164,9 +164,9 @@ impl LogReader {
         let item = self.asm.list_ops(self.from, &mut self.slots);
         let starts_segment = self.segment_report().is_some_and(|s| s.first_seq.is_none());
         if let (Some(first), true) = (item.first, starts_segment) {
-            if let Some(expected) = self.out_of_place(first.get(), start) {
+            if let Some(expected) = self.out_of_place(first, start) {
                 let kind = CorruptionKind::SequenceGap {
-                    expected,
+                    expected: expected.get(),
                     found: first.get(),
                 };
                 // The segment is out of place (or one before it is lost):
@@ -179,7 +179,7 @@ impl LogReader {
             }
         }
         if let (Some(first), Some(before)) = (item.first, self.report.highest_seq) {
-            if first.get() > before.get() + 1 {
+            if first > before.next() {
                 self.report.gaps.push(SequenceGap {
                     segment: self.path.clone(),
                     offset: start,

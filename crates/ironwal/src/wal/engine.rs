@@ -228,7 +228,7 @@ impl Inner {
     fn record_rotation(&self, sealed: &SegmentMeta, active: SegmentId, first: Seq) {
         let mut record = self.record.lock();
         record.sealed.push(sealed.recorded());
-        record.active = Some((active, first.get()));
+        record.active = Some((active, first));
         if let Err(error) = record.store(&*self.options.storage, &self.dir) {
             tracing::warn!(%error, "could not update the segment record after a rotation");
         }

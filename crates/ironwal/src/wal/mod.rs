@@ -202,7 +202,7 @@ impl Wal {
         );
         let now = SegmentRecord {
             sealed: sealed.iter().map(SegmentMeta::recorded).collect(),
-            active: Some((active.meta.id, active.meta.first_seq.unwrap_or(next).get())),
+            active: Some((active.meta.id, active.meta.first_seq.unwrap_or(next))),
         };
         if record.as_ref() != Some(&now) {
             store_record_at_open(&*storage, &dir, &now)?;

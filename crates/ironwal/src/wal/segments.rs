@@ -54,8 +54,8 @@ impl SegmentMeta {
         SealedSegment {
             id: self.id,
             len: self.len,
-            first: self.first_seq.map(Seq::get),
-            last: self.last_seq.map(Seq::get),
+            first: self.first_seq,
+            last: self.last_seq,
         }
     }
 }
