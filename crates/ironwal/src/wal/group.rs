@@ -444,14 +444,19 @@ impl State {
         });
     }
 
-    /// After a round of I/O: picks the threads to unpark, into `to_wake`.
-    fn wake_sleepers(&mut self) {
-        let reached = Reached {
+    /// How far the log got, for deciding who wakes.
+    fn reached_now(&self) -> Reached {
+        Reached {
             written: self.written_seq,
             durable: self.durable_seq,
             requested: self.requested_seq,
             poisoned: self.poisoned.is_some(),
-        };
+        }
+    }
+
+    /// After a round of I/O: picks the threads to unpark, into `to_wake`.
+    fn wake_sleepers(&mut self) {
+        let reached = self.reached_now();
         reached.wake(&mut self.sleepers, &mut self.to_wake);
     }
 }
@@ -584,6 +589,22 @@ impl Group {
         if st.background_sync_due || st.closed || st.seal.is_some() {
             self.syncer_wake.notify_all();
         }
+        self.unpark(st);
+    }
+
+    /// Once a syncing round's write is done: wakes the appenders that only
+    /// needed that write, and one to lead the next write (see
+    /// `Reached::wake_writers`).
+    pub(super) fn wake_writers(&self, st: &mut Locked<'_>) {
+        let reached = st.reached_now();
+        let state = &mut **st;
+        reached.wake_writers(&mut state.sleepers, &mut state.to_wake);
+        self.unpark(st);
+    }
+
+    /// Unparks the threads picked to wake, with the lock released so they
+    /// can take it at once.
+    fn unpark(&self, st: &mut Locked<'_>) {
         if st.to_wake.is_empty() {
             return;
         }

@@ -6,7 +6,7 @@
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +26,20 @@ struct Hooks {
     released: Condvar,
     /// While set, every `write_all_at` panics.
     writes_panic: AtomicBool,
+    /// While set, every `write_all_at` blocks.
+    writes_held: Mutex<bool>,
+    /// Writes blocked right now.
+    writes_waiting: AtomicUsize,
 }
 
 impl Hooks {
     fn hold_syncs(&self, held: bool) {
         *self.syncs_held.lock() = held;
+        self.released.notify_all();
+    }
+
+    fn hold_writes(&self, held: bool) {
+        *self.writes_held.lock() = held;
         self.released.notify_all();
     }
 }
@@ -85,6 +94,15 @@ impl StorageFile for HookedFile {
         if self.hooks.writes_panic.load(Ordering::SeqCst) {
             panic!("injected panic in write_all_at");
         }
+        let mut held = self.hooks.writes_held.lock();
+        if *held {
+            self.hooks.writes_waiting.fetch_add(1, Ordering::SeqCst);
+            while *held {
+                self.hooks.released.wait(&mut held);
+            }
+            self.hooks.writes_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        drop(held);
         self.file.write_all_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
@@ -197,6 +215,40 @@ fn a_nowait_append_that_rotates_does_not_wait_for_the_seal() {
         let replayed = ironwal_testkit::replay_all(&wal);
         assert_eq!(replayed.len(), 200, "{policy:?}");
     }
+}
+
+/// A nowait append that finds the buffer full while a syncing round is
+/// writing waits for that write, and not for the fsync that follows it.
+#[test]
+fn a_nowait_append_behind_a_syncing_round_does_not_wait_for_its_fsync() {
+    let (hooks, wal) = hooked_wal(SyncPolicy::Always);
+    let wal = Arc::new(wal);
+    hooks.hold_writes(true);
+    hooks.hold_syncs(true);
+    // A durable append leads a round that stops in its write.
+    let leader = Arc::clone(&wal);
+    let durable = std::thread::spawn(move || leader.put(b"durable", b"v"));
+    while hooks.writes_waiting.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Nowait appends fill the buffer (4 KiB) and wait for a write.
+    let appender = Arc::clone(&wal);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let appended: Result<Vec<_>, _> = (0..100u32)
+            .map(|i| appender.put_nowait(&i.to_be_bytes(), &[7; 100]))
+            .collect();
+        let _ = tx.send(appended);
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    // The round's write ends; its fsync stays held.
+    hooks.hold_writes(false);
+    let appended = rx
+        .recv_timeout(STUCK)
+        .expect("the nowait appends slept through the round's fsync");
+    assert_eq!(appended.unwrap().len(), 100);
+    hooks.hold_syncs(false);
+    durable.join().unwrap().unwrap();
 }
 
 #[test]

@@ -202,6 +202,11 @@ impl Round<'_, '_> {
             self.st.writing = false;
             self.holds.write = false;
         }
+        if self.holds.sync {
+            // The sync is still to come: those who only needed the write
+            // need not sleep through it.
+            self.group.wake_writers(self.st);
+        }
     }
 
     /// Records the outcome of the fdatasync covering `written`.

@@ -88,6 +88,23 @@ impl Reached {
             to_wake.push(next.thread.clone());
         }
     }
+
+    /// Mid-round, once a syncing round's write is done (its sync still to
+    /// come): moves to `to_wake` the sleepers that only needed their bytes
+    /// written and the write covered, and one that needs a write it did not
+    /// cover, to lead a write-only round while the sync runs. Without this
+    /// they would sleep through the fsync they do not need.
+    pub(super) fn wake_writers(self, sleepers: &mut Vec<Sleeper>, to_wake: &mut Vec<Thread>) {
+        let done = sleepers.extract_if(.., |s| s.reach == Reach::Written && s.seq <= self.written);
+        to_wake.extend(done.map(|s| {
+            s.signal.store(DONE, Ordering::Release);
+            s.thread
+        }));
+        if let Some(next) = sleepers.iter().find(|s| s.reach == Reach::Written) {
+            next.signal.store(WAKE, Ordering::Release);
+            to_wake.push(next.thread.clone());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -176,5 +193,34 @@ mod tests {
         assert_eq!(signals(&[&a, &b]), [WAKE, WAKE]);
         assert!(sleepers.is_empty());
         assert_eq!(to_wake.len(), 2);
+    }
+
+    /// Once a syncing round's write is done, the sleepers that only needed
+    /// the write wake, and one that needs a later write leads; the one that
+    /// needs the sync stays asleep for the round's end.
+    #[test]
+    fn a_finished_write_wakes_the_writers_and_not_the_syncers() {
+        let (covered, later, syncer) = (
+            sleeper(5, Reach::Written),
+            sleeper(9, Reach::Written),
+            sleeper(4, Reach::Synced),
+        );
+        let (a, b, c) = (
+            Arc::clone(&covered.signal),
+            Arc::clone(&later.signal),
+            Arc::clone(&syncer.signal),
+        );
+        let mut sleepers = vec![covered, later, syncer];
+        let mut to_wake = Vec::new();
+        let reached = Reached {
+            written: Seq::new(6),
+            durable: Seq::new(0),
+            requested: Seq::new(6),
+            poisoned: false,
+        };
+        reached.wake_writers(&mut sleepers, &mut to_wake);
+        assert_eq!(signals(&[&a, &b, &c]), [DONE, WAKE, WAITING]);
+        assert_eq!(to_wake.len(), 2);
+        assert_eq!(sleepers.len(), 2, "the new leader stays registered");
     }
 }
