@@ -199,13 +199,19 @@ impl Inner {
     /// Runs the pending seal, if there is one, or waits for the round
     /// running it.
     pub(super) fn settle_seal(&self, st: &mut Locked<'_>) {
-        while let Some(running) = st.seal_pending() {
-            if running || !st.io_idle() {
-                self.group.wait_for_io(st);
-            } else {
-                self.lead(st, Reach::Written);
-            }
+        while self.seal_step(st) {}
+    }
+
+    /// One step towards a pending seal: runs it when no round is doing I/O,
+    /// else waits for the round in flight to end. `false` when no seal is
+    /// pending.
+    pub(super) fn seal_step(&self, st: &mut Locked<'_>) -> bool {
+        match st.seal_pending() {
+            None => return false,
+            Some(false) if st.io_idle() => self.lead(st, Reach::Written),
+            Some(_) => self.group.wait_for_io(st),
         }
+        true
     }
 
     /// Makes the cut a failure asked for, if it falls to this round: best

@@ -486,14 +486,6 @@ impl Group {
         self.state.lock()
     }
 
-    /// Whether the background syncer has work beyond async waiters and the
-    /// interval (background syncs, or syncs handed over by appenders that
-    /// do not wait).
-    pub(super) fn syncs_in_background(&self) -> bool {
-        self.config.background_sync.is_some()
-            || matches!(self.config.sync_policy, SyncPolicy::Bytes(_))
-    }
-
     /// Buffers an entry (see [`State::push`]); wakes the background syncer
     /// if that made a sync due.
     pub(super) fn push(

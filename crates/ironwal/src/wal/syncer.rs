@@ -44,7 +44,7 @@ impl Inner {
     /// `Always`, where appenders sync for themselves, it also runs the seal
     /// of each segment a rotation ends, so appends need not wait for it.
     pub(super) fn needs_syncer(&self) -> bool {
-        self.options.sync_policy != SyncPolicy::Always || self.group.syncs_in_background()
+        self.options.sync_policy != SyncPolicy::Always
     }
 
     /// Starts the background syncer unless it runs already.
@@ -82,18 +82,10 @@ impl Inner {
                     return;
                 }
             }
-            match st.seal_pending() {
-                Some(false) if st.io_idle() => {
-                    // Seal the segment the last rotation ended, so appends
-                    // need not wait for it.
-                    self.lead(&mut st, Reach::Written);
-                    continue;
-                }
-                Some(_) => {
-                    self.group.wait_for_io(&mut st);
-                    continue;
-                }
-                None => {}
+            // Seal the segment the last rotation ended, so appends need not
+            // wait for it (one step at a time, so a close is seen).
+            if self.seal_step(&mut st) {
+                continue;
             }
             if let Some(seq) = st.take_background_sync() {
                 // A failure poisons the log; callers see it on their next call.
