@@ -11,13 +11,12 @@ use ironwal::storage::{DirLock, OpenMode, PathKind, Storage, StorageFile};
 /// The latency at quantile `q` (nearest rank) of nanosecond samples sorted
 /// ascending, in microseconds; 0 without samples.
 pub fn percentile_us(sorted_ns: &[u64], q: f64) -> f64 {
-    let Some(rank) = ((q * sorted_ns.len() as f64).ceil() as usize)
-        .clamp(1, sorted_ns.len().max(1))
-        .checked_sub(1)
-    else {
-        return 0.0;
-    };
-    sorted_ns.get(rank).map_or(0.0, |ns| *ns as f64 / 1e3)
+    let rank = ((q * sorted_ns.len() as f64).ceil() as usize).max(1);
+    // Past the end only for q > 1; no samples, no latency.
+    sorted_ns
+        .get(rank - 1)
+        .or(sorted_ns.last())
+        .map_or(0.0, |ns| *ns as f64 / 1e3)
 }
 
 /// This process's peak resident set size (VmHWM) in MiB, from /proc
