@@ -112,6 +112,10 @@ impl StorageFile for CountingFile {
         self.inner.sync_data()
     }
 
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.start_writeback(offset, len)
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }

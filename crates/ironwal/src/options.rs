@@ -114,7 +114,11 @@ pub struct Options {
     /// are ordinary syncs, so [`Wal::durable_seq`](crate::Wal::durable_seq)
     /// advances with them and a failure poisons the log. Irrelevant under
     /// [`SyncPolicy::Always`], and under `Bytes(n)` with `n` below it.
-    /// `None` syncs only as the policy says (and on sealing). Default 8 MiB.
+    /// Between these syncs the same thread starts the write-back of each
+    /// MiB written ([`StorageFile::start_writeback`](crate::storage::StorageFile::start_writeback),
+    /// a hint that promises nothing), so a seal finds little left to write.
+    /// `None` syncs only as the policy says (and on sealing), with no
+    /// write-back hints. Default 8 MiB.
     pub background_sync_bytes: Option<u64>,
     /// The file system. Default: the real one.
     pub storage: Arc<dyn Storage>,

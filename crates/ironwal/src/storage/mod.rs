@@ -54,6 +54,15 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     /// Makes every completed write to this file durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
 
+    /// Asks the operating system to start writing `len` bytes at `offset`
+    /// to disk, without waiting: a hint that makes a later
+    /// [`sync_data`](Self::sync_data) shorter, never a promise of
+    /// durability. The default does nothing.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
     /// Truncates or extends the file to `len` bytes (new bytes read as zeros).
     fn set_len(&self, len: u64) -> io::Result<()>;
 

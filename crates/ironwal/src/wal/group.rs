@@ -9,6 +9,7 @@
 //! place every wake-up fires (sleeping appenders, async waiters, rotation
 //! and the background syncer), so no exit path can forget one.
 
+mod background;
 mod round;
 mod sleepers;
 mod views;
@@ -29,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::options::{Options, SyncPolicy};
 use crate::seq::Seq;
 use crate::storage::StorageFile;
+pub(super) use background::DurablePoll;
 pub(super) use round::{Batch, PendingSeal, Round, Seal};
 use sleepers::{sleep, Reached, Sleeper, DONE, SIGNAL, WAITING, WAKE};
 
@@ -54,7 +56,15 @@ struct Config {
     /// is asked for a sync ([`Options::background_sync_bytes`], where the
     /// sync policy can let that many accumulate).
     background_sync: Option<u64>,
+    /// Whether the background syncer starts the write-back of every
+    /// [`WRITE_BEHIND_STEP`] written (with background syncs, under the lazy
+    /// policies), so the fdatasync that seals a segment finds little left
+    /// to write.
+    write_behind: bool,
 }
+
+/// Bytes written between two write-back hints (`StorageFile::start_writeback`).
+pub(super) const WRITE_BEHIND_STEP: u64 = 1024 * 1024;
 
 impl Config {
     fn new(options: &Options) -> Self {
@@ -68,6 +78,7 @@ impl Config {
             write_buffer_size: options.write_buffer_size,
             max_segment_size: options.max_segment_size,
             background_sync,
+            write_behind: background_sync.is_some(),
         }
     }
 }
@@ -112,6 +123,9 @@ pub(super) struct State {
     cut_pending: Option<u64>,
     /// A sync is due that the background syncer should run.
     background_sync_due: bool,
+    /// The active segment has [`WRITE_BEHIND_STEP`] written past its last
+    /// write-back hint: the background syncer should give one.
+    writeback_due: bool,
     /// The segment the last rotation sealed, until its fdatasync has run.
     seal: Option<PendingSeal>,
     /// Threads parked until a round covers them or hands them the lead.
@@ -153,14 +167,6 @@ enum Step {
     Sleep,
 }
 
-/// Where a [`crate::Wal::durable`] future stands.
-#[derive(Debug)]
-pub(super) enum DurablePoll {
-    Ready(Result<()>),
-    /// Registered: the background syncer will sync and wake it.
-    Pending,
-}
-
 impl State {
     pub(super) fn new(
         options: &Options,
@@ -188,6 +194,7 @@ impl State {
             waiters: Vec::new(),
             cut_pending: None,
             background_sync_due: false,
+            writeback_due: false,
             seal: None,
             sleepers: Vec::new(),
             to_wake: Vec::new(),
@@ -373,77 +380,6 @@ impl State {
         Ok(Step::Sleep)
     }
 
-    /// Where a `durable` future for `seq` stands; registers its waker when
-    /// it must wait.
-    pub(super) fn poll_durable(&mut self, seq: Seq, waker: &Waker) -> DurablePoll {
-        if let Err(e) = self.check_poisoned() {
-            return DurablePoll::Ready(Err(e));
-        }
-        if self.durable_seq >= seq {
-            return DurablePoll::Ready(Ok(()));
-        }
-        if seq > self.buffered_seq {
-            return DurablePoll::Ready(Err(Error::NotAppended {
-                seq,
-                last: self.buffered_seq,
-            }));
-        }
-        if self.closed {
-            // Close synced everything it could; what is missing is lost.
-            return DurablePoll::Ready(Err(Error::Closed));
-        }
-        let registered = self
-            .waiters
-            .iter()
-            .any(|(s, w)| *s == seq && w.will_wake(waker));
-        if !registered {
-            self.waiters.push((seq, waker.clone()));
-        }
-        DurablePoll::Pending
-    }
-
-    /// Whether the background syncer has nothing to do until woken or its
-    /// period passes: no async caller waits beyond what is durable and no
-    /// sync is due (or the log is poisoned).
-    pub(super) fn syncer_idle(&self) -> bool {
-        let durable = self.durable_seq;
-        let waited_for = self.waiters.iter().any(|(seq, _)| *seq > durable);
-        !(waited_for || self.background_sync_due || self.seal.is_some()) || self.poisoned.is_some()
-    }
-
-    /// Whether a sealed segment's fdatasync is pending, and whether a round
-    /// is running it.
-    pub(super) fn seal_pending(&self) -> Option<bool> {
-        self.seal.as_ref().map(|s| s.running)
-    }
-
-    /// Whether no round of I/O runs.
-    pub(super) fn io_idle(&self) -> bool {
-        !self.writing && !self.syncing && !self.rotating
-    }
-
-    /// The background syncer takes over whatever sync is due: the sequence
-    /// to make durable, if anything is unsynced.
-    pub(super) fn take_background_sync(&mut self) -> Option<Seq> {
-        self.background_sync_due = false;
-        let due = self.poisoned.is_none() && self.buffered_seq > self.durable_seq;
-        due.then_some(self.buffered_seq)
-    }
-
-    /// Wakes the async waiters whose sequence is now durable (all of them
-    /// once the log is poisoned or closed: they have an error to collect).
-    fn wake_waiters(&mut self) {
-        let durable = self.durable_seq;
-        let all = self.poisoned.is_some() || self.closed;
-        self.waiters.retain(|(seq, waker)| {
-            let done = all || *seq <= durable;
-            if done {
-                waker.wake_by_ref();
-            }
-            !done
-        });
-    }
-
     /// How far the log got, for deciding who wakes.
     fn reached_now(&self) -> Reached {
         Reached {
@@ -578,7 +514,7 @@ impl Group {
         st.wake_waiters();
         st.wake_sleepers();
         self.io_done.notify_all();
-        if st.background_sync_due || st.closed || st.seal.is_some() {
+        if st.background_sync_due || st.writeback_due || st.closed || st.seal.is_some() {
             self.syncer_wake.notify_all();
         }
         self.unpark(st);

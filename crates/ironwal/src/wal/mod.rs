@@ -155,6 +155,7 @@ impl Wal {
                     file,
                     written: last.valid_len,
                     synced: last.valid_len,
+                    hinted: last.valid_len,
                 }
             }
             (meta, _) => {

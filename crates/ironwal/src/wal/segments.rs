@@ -70,6 +70,9 @@ pub(super) struct Active {
     /// Bytes of the segment known durable (covered by a successful sync,
     /// or found on disk when the log was opened).
     pub(super) synced: u64,
+    /// Bytes of the segment whose write-back the background syncer has
+    /// started (a hint; see `StorageFile::start_writeback`).
+    pub(super) hinted: u64,
 }
 
 impl Active {
@@ -86,6 +89,7 @@ impl Active {
             file: segment.file,
             written: 0,
             synced: 0,
+            hinted: 0,
         }
     }
 }

@@ -30,6 +30,8 @@ struct Hooks {
     writes_held: Mutex<bool>,
     /// Writes blocked right now.
     writes_waiting: AtomicUsize,
+    /// Every `start_writeback` asked for: (offset, len).
+    writebacks: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Hooks {
@@ -113,11 +115,82 @@ impl StorageFile for HookedFile {
         drop(held);
         self.file.sync_data()
     }
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.hooks.writebacks.lock().push((offset, len));
+        self.file.start_writeback(offset, len)
+    }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
     }
     fn len(&self) -> io::Result<u64> {
         self.file.len()
+    }
+}
+
+/// Under the lazy policies the background syncer starts the write-back of
+/// each MiB written, between its syncs: every range once, in order, inside
+/// what was written. Under `Always` (every round syncs) and without
+/// background syncs, there is none.
+#[test]
+fn the_background_syncer_starts_the_write_back_of_what_was_written() {
+    const VALUE: usize = 4096;
+    const APPENDS: usize = 1024; // 4 MiB and a little more, in one segment
+    let cases = [
+        (SyncPolicy::Never, Some(64 << 20), true),
+        (
+            SyncPolicy::Interval(Duration::from_secs(3600)),
+            Some(64 << 20),
+            true,
+        ),
+        (SyncPolicy::Never, None, false),
+        (SyncPolicy::Always, Some(64 << 20), false),
+    ];
+    for (policy, background, hints) in cases {
+        let options = Options::default()
+            .sync_policy(policy)
+            .background_sync_bytes(background)
+            .write_buffer_size(64 * 1024);
+        let (hooks, wal) = hooked_wal_with(options);
+        for i in 0..APPENDS {
+            wal.put(&(i as u32).to_be_bytes(), &[3; VALUE]).unwrap();
+        }
+        wal.flush().unwrap();
+        let written = wal.metrics().bytes;
+        if hints {
+            // The syncer works on its own thread: wait for it to catch up
+            // with all but the last step.
+            let started = std::time::Instant::now();
+            let covered = || hooks.writebacks.lock().iter().map(|r| r.1).sum::<u64>();
+            while covered() < 3 << 20 {
+                assert!(
+                    started.elapsed() < STUCK,
+                    "{policy:?}: no write-back started"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        wal.close().unwrap();
+        let ranges = hooks.writebacks.lock().clone();
+        if !hints {
+            assert!(ranges.is_empty(), "{policy:?}/{background:?}: {ranges:?}");
+            continue;
+        }
+        let mut end = 0;
+        for &(offset, len) in &ranges {
+            assert_eq!(
+                offset, end,
+                "{policy:?}: ranges must follow each other: {ranges:?}"
+            );
+            assert!(
+                len >= 1 << 20,
+                "{policy:?}: a hint below the step: {ranges:?}"
+            );
+            end = offset + len;
+        }
+        assert!(
+            end <= written,
+            "{policy:?}: {end} past the {written} bytes written"
+        );
     }
 }
 
