@@ -93,6 +93,14 @@ pub enum Error {
     #[error("internal error, a bug in ironwal: {0}")]
     Internal(&'static str),
 
+    /// An in-place repair ([`crate::repair_in_place`]) holds the directory
+    /// while it swaps the repaired segments in; open it once it is done.
+    #[error("a repair of {} is swapping its segments; open it once the repair is done", dir.display())]
+    RepairInProgress {
+        /// The log directory.
+        dir: PathBuf,
+    },
+
     /// A path given to a reader does not exist.
     #[error("{} does not exist", path.display())]
     NotFound {

@@ -171,6 +171,7 @@ mod metrics;
 mod options;
 mod reader;
 mod recovery;
+mod repair;
 mod report;
 mod salvage;
 mod segment;
@@ -186,6 +187,7 @@ pub use format::Op;
 pub use metrics::{Histogram, Metrics};
 pub use options::{Options, SyncPolicy};
 pub use recovery::LogReader;
+pub use repair::{repair_in_place, repair_in_place_with, InPlaceReport, REPAIR_MARKER};
 pub use report::{
     DropCause, DroppedRange, RecoveryMode, RecoveryReport, SegmentReport, SequenceGap, UnknownMode,
 };

@@ -13,6 +13,7 @@ use crate::format::entry::MAX_FIELD_LEN;
 use crate::format::{encode_batch, encode_entry};
 use crate::recovery::LogReader;
 use crate::report::{DroppedRange, RecoveryMode, RecoveryReport};
+use crate::segment::SegmentId;
 use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
 use crate::write_batch::WriteBatch;
 
@@ -43,7 +44,8 @@ pub fn salvage(source: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<Salva
     salvage_with(default_storage(), source, dest)
 }
 
-/// [`salvage`] through `storage`.
+/// [`salvage`] through `storage`. The copy is read back before this
+/// returns; if anything fails, the files it wrote are removed again.
 pub fn salvage_with(
     storage: Arc<dyn Storage>,
     source: impl AsRef<Path>,
@@ -64,27 +66,102 @@ pub fn salvage_with(
             });
         }
     }
+    let reader = LogReader::open_with(Arc::clone(&storage), source, RecoveryMode::SkipCorrupted)?;
     storage.create_dir_all(dest).map_err(Error::io(dest))?;
-    let mut reader =
-        LogReader::open_with(Arc::clone(&storage), source, RecoveryMode::SkipCorrupted)?;
-    let mut out: Option<Output> = None;
+    // Each source segment goes to the segment of the same name; a file
+    // without a segment's name (given alone) gets a fresh one, so the copy
+    // is a log every reader reads.
+    let mut fresh: Option<SegmentId> = None;
+    let place = |segment: &Path| -> Result<PathBuf> {
+        let name = segment.file_name().and_then(|n| n.to_str());
+        let id = match name.and_then(SegmentId::parse) {
+            Some(id) => id,
+            None => *fresh.get_or_insert_with(|| SegmentId::next_after(None)),
+        };
+        Ok(dest.join(id.file_name()))
+    };
+    let report = copy_intact(&*storage, reader, place)?;
+    let checked = storage
+        .sync_dir(dest)
+        .map_err(Error::io(dest))
+        .and_then(|()| read_back(&storage, dest, report.entries));
+    if let Err(e) = checked {
+        remove_all(&*storage, &report.written);
+        return Err(e);
+    }
+    Ok(report)
+}
+
+/// Reads the copy in `dest` back strictly: it must read clean and hold
+/// every operation copied.
+fn read_back(storage: &Arc<dyn Storage>, dest: &Path, entries: u64) -> Result<()> {
+    let mut reader = LogReader::open_with(Arc::clone(storage), dest, RecoveryMode::Strict)?;
+    let mut read = 0;
+    while let Some(item) = reader.next_item()? {
+        read += item.len() as u64;
+    }
+    match read == entries {
+        true => Ok(()),
+        false => Err(Error::Internal("the salvaged log does not read back whole")),
+    }
+}
+
+/// Removes the files a failed salvage wrote, best effort (it is already
+/// failing).
+fn remove_all(storage: &dyn Storage, written: &[PathBuf]) {
+    for path in written {
+        if let Err(error) = storage.remove_file(path) {
+            tracing::warn!(%error, path = %path.display(), "could not remove a partial copy");
+        }
+    }
+}
+
+/// Copies every intact item `reader` yields into the file `place` names for
+/// its source segment, each file synced when done. On failure the files
+/// written so far are removed.
+pub(crate) fn copy_intact(
+    storage: &dyn Storage,
+    mut reader: LogReader,
+    mut place: impl FnMut(&Path) -> Result<PathBuf>,
+) -> Result<SalvageReport> {
     let mut written = Vec::new();
     let mut entries = 0;
+    match copy_items(storage, &mut reader, &mut place, &mut written, &mut entries) {
+        Ok(()) => Ok(SalvageReport {
+            source: reader.report().clone(),
+            written,
+            entries,
+        }),
+        Err(e) => {
+            remove_all(storage, &written);
+            Err(e)
+        }
+    }
+}
+
+fn copy_items(
+    storage: &dyn Storage,
+    reader: &mut LogReader,
+    place: &mut impl FnMut(&Path) -> Result<PathBuf>,
+    written: &mut Vec<PathBuf>,
+    entries: &mut u64,
+) -> Result<()> {
+    let mut out: Option<Output> = None;
+    let mut source: Option<PathBuf> = None;
     let mut buf = Vec::new();
     let mut batch = WriteBatch::new();
     while let Some(item) = reader.next_item()? {
-        // Items come segment by segment; each goes to the segment of the
-        // same name in the destination.
-        let name = item.segment().file_name().map(PathBuf::from);
-        let path = dest.join(name.unwrap_or_else(|| PathBuf::from("00000000000000000000.wal")));
-        if out.as_ref().is_none_or(|o| o.path != path) {
+        // Items come segment by segment; each segment has its own copy.
+        if source.as_deref() != Some(item.segment()) {
             if let Some(done) = out.take() {
                 done.finish()?;
             }
+            let path = place(item.segment())?;
             let file = storage
                 .open(&path, OpenMode::CreateNew)
                 .map_err(Error::io(&path))?;
             written.push(path.clone());
+            source = Some(item.segment().to_path_buf());
             out = Some(Output { path, file, len: 0 });
         }
         buf.clear();
@@ -116,7 +193,7 @@ pub fn salvage_with(
             }
             (None, _) => continue,
         }
-        entries += item.len() as u64;
+        *entries += item.len() as u64;
         if let Some(out) = &mut out {
             out.file
                 .write_all_at(&buf, out.len)
@@ -124,15 +201,10 @@ pub fn salvage_with(
             out.len += buf.len() as u64;
         }
     }
-    if let Some(done) = out.take() {
-        done.finish()?;
+    match out {
+        Some(done) => done.finish(),
+        None => Ok(()),
     }
-    storage.sync_dir(dest).map_err(Error::io(dest))?;
-    Ok(SalvageReport {
-        source: reader.report().clone(),
-        written,
-        entries,
-    })
 }
 
 /// A destination segment being written.

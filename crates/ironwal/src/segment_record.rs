@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::format::record::checksum;
 use crate::segment::SegmentId;
 use crate::seq::Seq;
-use crate::storage::{OpenMode, PathKind, Storage};
+use crate::storage::{write_atomically, OpenMode, PathKind, Storage};
 
 /// The record's file name in the log directory.
 pub const RECORD_FILE: &str = "ironwal-segments";
@@ -221,20 +221,7 @@ impl SegmentRecord {
 
     /// Replaces the record of `dir` atomically and durably.
     pub(crate) fn store(&self, storage: &dyn Storage, dir: &Path) -> Result<()> {
-        let temp = dir.join(TEMP_FILE);
-        let path = dir.join(RECORD_FILE);
-        if storage.kind_of(&temp).map_err(Error::io(&temp))? != PathKind::Missing {
-            storage.remove_file(&temp).map_err(Error::io(&temp))?;
-        }
-        let file = storage
-            .open(&temp, OpenMode::CreateNew)
-            .map_err(Error::io(&temp))?;
-        file.write_all_at(&self.encode(), 0)
-            .and_then(|()| file.sync_data())
-            .map_err(Error::io(&temp))?;
-        drop(file);
-        storage.rename(&temp, &path).map_err(Error::io(&path))?;
-        storage.sync_dir(dir).map_err(Error::io(dir))
+        write_atomically(storage, dir, TEMP_FILE, RECORD_FILE, &self.encode())
     }
 
     /// What to expect of each present segment (`present`, in log order),

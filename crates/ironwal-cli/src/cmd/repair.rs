@@ -5,8 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, ensure, Context, Result};
-use ironwal::storage::{FsStorage, Storage};
+use anyhow::{bail, ensure, Result};
 use ironwal::{DropCause, SalvageReport};
 use serde::Serialize;
 
@@ -15,7 +14,10 @@ use serde::Serialize;
 /// write a report of every skipped range. The repaired log verifies clean.
 ///
 /// The original is never modified, except with `--in-place`: then the
-/// originals are kept beside the repaired segments as `<name>.bak`.
+/// originals are kept beside the repaired segments as `<name>.bak`, and the
+/// swap is all or nothing: if it fails or the machine stops, the directory
+/// holds the original log or the repaired one (the next open finishes an
+/// interrupted swap), never a mix.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The damaged log directory (or one segment file, with `--out`).
@@ -56,9 +58,13 @@ struct JsonSkipped {
 
 pub fn run(args: &Args) -> Result<ExitCode> {
     ensure!(args.path.exists(), "{} does not exist", args.path.display());
+    let out_existed = args.out.as_ref().is_some_and(|out| out.exists());
     let (repaired, backups, report) = match &args.out {
-        Some(out) => (out.clone(), Vec::new(), ironwal::salvage(&args.path, out)?),
-        None => in_place(&args.path)?,
+        Some(out) => (out.clone(), Vec::new(), salvage_to(&args.path, out)?),
+        None => {
+            let done = ironwal::repair_in_place(&args.path)?;
+            (args.path.clone(), done.backups, done.salvage)
+        }
     };
     let json = JsonReport {
         source: args.path.display().to_string(),
@@ -86,8 +92,24 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         backups: backups.iter().map(|p| p.display().to_string()).collect(),
     };
     let report_path = repaired.join(REPORT_FILE);
-    fs::write(&report_path, serde_json::to_vec_pretty(&json)?)
-        .with_context(|| format!("writing {}", report_path.display()))?;
+    if let Err(e) = fs::write(&report_path, serde_json::to_vec_pretty(&json)?) {
+        let _ = fs::remove_file(&report_path);
+        if args.out.is_none() {
+            bail!(
+                "the log was repaired, but its report could not be written to {}: {e}",
+                report_path.display()
+            );
+        }
+        // A copy without its report would pass for a finished repair.
+        report.written.iter().for_each(|p| drop(fs::remove_file(p)));
+        if !out_existed {
+            let _ = fs::remove_dir(&repaired);
+        }
+        bail!(
+            "could not write the report to {} ({e}); the partial copy was removed",
+            report_path.display()
+        );
+    }
 
     let mut out = io::stdout().lock();
     if args.json {
@@ -117,65 +139,18 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Salvages `dir` into a fresh directory beside it, then swaps the
-/// segments: each original becomes `<name>.bak`, the repaired one takes its
-/// name. Holds the log's lock throughout, so no writer can be running.
-fn in_place(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>, SalvageReport)> {
-    ensure!(dir.is_dir(), "--in-place needs a log directory");
-    let storage = FsStorage;
-    let Some(_lock) = storage.try_lock_dir(dir)? else {
-        bail!(
-            "{} is locked by a running writer; stop it or repair with --out",
-            dir.display()
-        );
-    };
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let staging = tempfile::Builder::new()
-        .prefix(".ironwal-repair-")
-        .tempdir_in(parent)?;
-    let target = staging.path().join("log");
-    let report = ironwal::salvage(dir, &target)?;
-
-    let mut backups = Vec::new();
-    // The segment record describes the damaged segments: it goes first (to
-    // `.bak` like them), and the next open records the repaired log.
-    let record = dir.join(ironwal::RECORD_FILE);
-    if record.exists() {
-        let backup = dir.join(format!("{}.bak", ironwal::RECORD_FILE));
-        ensure!(
-            !backup.exists(),
-            "{} already exists; move it away first",
-            backup.display()
-        );
-        fs::rename(&record, &backup).with_context(|| format!("renaming {}", record.display()))?;
-        storage.sync_dir(dir)?;
-        backups.push(backup);
-    }
-    for segment in &report.source.segments {
-        let mut backup = segment.path.clone().into_os_string();
-        backup.push(".bak");
-        let backup = PathBuf::from(backup);
-        ensure!(
-            !backup.exists(),
-            "{} already exists; move it away first",
-            backup.display()
-        );
-        fs::rename(&segment.path, &backup)
-            .with_context(|| format!("renaming {}", segment.path.display()))?;
-        backups.push(backup);
-    }
-    for repaired in &report.written {
-        let name = repaired.file_name().context("segment without a name")?;
-        fs::rename(repaired, dir.join(name))
-            .with_context(|| format!("moving {}", repaired.display()))?;
-    }
-    storage.sync_dir(dir)?;
-    let mut report = report;
-    report.written = (report.written.iter())
-        .filter_map(|p| Some(dir.join(p.file_name()?)))
-        .collect();
-    Ok((dir.to_path_buf(), backups, report))
+/// Salvages `source` into `out`. On failure nothing of the copy is left:
+/// the library removes the files it wrote, and `out` itself if this
+/// created it.
+fn salvage_to(source: &Path, out: &Path) -> Result<SalvageReport> {
+    let existed = out.exists();
+    ironwal::salvage(source, out).map_err(|e| {
+        if !existed {
+            let _ = fs::remove_dir(out);
+        }
+        anyhow::Error::new(e).context(format!(
+            "repair failed; nothing of the copy is left in {}",
+            out.display()
+        ))
+    })
 }

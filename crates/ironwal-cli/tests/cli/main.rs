@@ -4,4 +4,5 @@
 mod basics;
 mod common;
 mod lost;
+mod repair;
 mod toolkit;

@@ -7,3 +7,4 @@ mod fast;
 mod faults;
 mod kevo;
 mod kill9;
+mod repair;

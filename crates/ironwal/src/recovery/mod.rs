@@ -31,7 +31,10 @@ pub(crate) struct Source {
 }
 
 /// Reads the operations of a log directory or a single segment file in
-/// order, under a [`RecoveryMode`], never writing anything.
+/// order, under a [`RecoveryMode`], never writing anything to the log
+/// (the one exception: a directory whose in-place repair a crash
+/// interrupted has that repair finished first; see
+/// [`crate::repair_in_place`]).
 ///
 /// Batches come out flattened into their operations, and always whole: an
 /// incomplete batch yields nothing. Memory stays bounded by the largest entry
@@ -109,16 +112,8 @@ impl LogReader {
                 path: path.to_path_buf(),
             }),
             PathKind::Dir => {
-                let (segments, (record, state)) = consistent_listing(&*storage, path)?;
-                let sources = segments
-                    .into_iter()
-                    .map(|(id, path)| source(Some(id), path))
-                    .collect();
-                Ok(Self::from_sources(storage, sources, mode).with_record(
-                    path,
-                    record.as_ref(),
-                    state,
-                ))
+                crate::repair::finish_interrupted(&*storage, path)?;
+                Self::open_locked(storage, path, mode)
             }
             PathKind::File => {
                 let id = path
@@ -129,6 +124,25 @@ impl LogReader {
                 Ok(Self::from_sources(storage, sources, mode))
             }
         }
+    }
+
+    /// Reads a log directory without looking for an interrupted repair
+    /// (the caller holds the directory's lock and has finished it).
+    pub(crate) fn open_locked(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        mode: RecoveryMode,
+    ) -> Result<Self> {
+        let (segments, (record, state)) = consistent_listing(&*storage, dir)?;
+        let sources = segments
+            .into_iter()
+            .map(|(id, path)| Source {
+                id: Some(id),
+                path,
+                limit: None,
+            })
+            .collect();
+        Ok(Self::from_sources(storage, sources, mode).with_record(dir, record.as_ref(), state))
     }
 
     /// Checks the segments against the log's segment record as they are

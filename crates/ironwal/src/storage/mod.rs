@@ -126,6 +126,33 @@ pub(crate) fn read_up_to(file: &dyn StorageFile, buf: &mut [u8], offset: u64) ->
     Ok(done)
 }
 
+/// Replaces `dir/name` with `bytes`, atomically and durably: written to
+/// `dir/temp` (any older one removed first), synced, renamed over `name`,
+/// and the directory synced.
+pub(crate) fn write_atomically(
+    storage: &dyn Storage,
+    dir: &Path,
+    temp: &str,
+    name: &str,
+    bytes: &[u8],
+) -> crate::error::Result<()> {
+    use crate::error::Error;
+    let temp = dir.join(temp);
+    let path = dir.join(name);
+    if storage.kind_of(&temp).map_err(Error::io(&temp))? != PathKind::Missing {
+        storage.remove_file(&temp).map_err(Error::io(&temp))?;
+    }
+    let file = storage
+        .open(&temp, OpenMode::CreateNew)
+        .map_err(Error::io(&temp))?;
+    file.write_all_at(bytes, 0)
+        .and_then(|()| file.sync_data())
+        .map_err(Error::io(&temp))?;
+    drop(file);
+    storage.rename(&temp, &path).map_err(Error::io(&path))?;
+    storage.sync_dir(dir).map_err(Error::io(dir))
+}
+
 /// The path of the lock file inside a log directory.
 pub(crate) fn lock_path(dir: &Path) -> PathBuf {
     dir.join("LOCK")

@@ -102,6 +102,7 @@ impl Wal {
         let storage = Arc::clone(&options.storage);
         storage.create_dir_all(&dir).map_err(Error::io(&dir))?;
         let lock = lock_dir(&*storage, &dir)?;
+        crate::repair::finish_interrupted_locked(&*storage, &dir)?;
 
         let sources = list_segments(&*storage, &dir)?
             .into_iter()
