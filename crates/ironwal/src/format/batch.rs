@@ -68,7 +68,10 @@ impl<'a> BatchView<'a> {
         }
         let ops = cur.rest();
         let mut check = Cursor::new(ops);
-        for _ in 0..count {
+        for found in 0..count {
+            if check.is_empty() {
+                return Err(EntryError::BatchCountOverrun { count, found });
+            }
             next_op(&mut check, seq)?;
         }
         if !check.is_empty() {
@@ -165,5 +168,33 @@ impl<'a> Iterator for BatchOps<'a> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (0, Some(self.left as usize))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A count far beyond the operations present is named as such, not as
+    /// "0 unexpected bytes".
+    #[test]
+    fn a_count_beyond_the_bytes_is_named() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&u32::MAX.to_le_bytes());
+        body.extend_from_slice(&7u64.to_le_bytes());
+        push_op(&mut body, Op::Put, b"k", b"v").unwrap();
+        let error = BatchView::parse(7, &body).unwrap_err();
+        assert_eq!(
+            error,
+            EntryError::BatchCountOverrun {
+                count: u32::MAX,
+                found: 1
+            }
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("4294967295") && message.contains("after 1"),
+            "{message}"
+        );
     }
 }

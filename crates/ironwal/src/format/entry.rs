@@ -304,6 +304,14 @@ pub enum EntryError {
         /// Number of extra bytes.
         extra: usize,
     },
+    /// A batch's operation count is more than its bytes hold.
+    #[error("the batch claims {count} operations, but its bytes end after {found}")]
+    BatchCountOverrun {
+        /// The count the batch claims.
+        count: u32,
+        /// Operations its bytes hold.
+        found: u32,
+    },
     /// A single-record batch is too short to hold its count and sequence.
     #[error("batch body is {len} bytes, shorter than its 12-byte header")]
     BatchBodyTooShort {
