@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("ironwal: {error:#}");
+            eprintln!("ironwal: {}", output::error_line(&error));
             ExitCode::from(2)
         }
     }

@@ -98,6 +98,21 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// An error and its causes on one line, each said once: a cause whose
+/// text the message already holds (ironwal's errors name their cause in
+/// their own text) is not repeated.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 /// A progress bar on stderr, shown only when stderr is a terminal and the
 /// output is not JSON; otherwise every call does nothing.
 pub struct Progress(Option<indicatif::ProgressBar>);
@@ -201,5 +216,26 @@ impl JsonGap {
                 next: g.next.get(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = io::Error::new(io::ErrorKind::InvalidInput, "Too many levels");
+        let error = ironwal::Error::Io {
+            path: "x.wal".into(),
+            source: io,
+        };
+        let error = anyhow::Error::new(error);
+        assert_eq!(error_line(&error), "I/O error on x.wal: Too many levels");
+        let error = error.context("repair failed");
+        assert_eq!(
+            error_line(&error),
+            "repair failed: I/O error on x.wal: Too many levels"
+        );
     }
 }

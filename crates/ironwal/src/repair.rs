@@ -153,9 +153,9 @@ pub(crate) fn finish_interrupted_locked(storage: &dyn Storage, dir: &Path) -> Re
     match kind(storage, &marker)? {
         PathKind::Missing => remove_staged(storage, dir),
         PathKind::File => Swap::load(storage, &marker)?.finish(storage, dir),
-        PathKind::Dir => Err(invalid(
+        _ => Err(invalid(
             &marker,
-            "a directory where a repair marker belongs",
+            "not a file, where a repair marker belongs",
         )),
     }
 }

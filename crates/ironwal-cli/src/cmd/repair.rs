@@ -57,7 +57,13 @@ struct JsonSkipped {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    ensure!(args.path.exists(), "{} does not exist", args.path.display());
+    // `symlink_metadata`: a dangling or looping symlink exists, and the
+    // reader says what is wrong with it.
+    ensure!(
+        args.path.symlink_metadata().is_ok(),
+        "{} does not exist",
+        args.path.display()
+    );
     let out_existed = args.out.as_ref().is_some_and(|out| out.exists());
     let (repaired, backups, report) = match &args.out {
         Some(out) => (out.clone(), Vec::new(), salvage_to(&args.path, out)?),

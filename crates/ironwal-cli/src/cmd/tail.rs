@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use ironwal::{Follower, Seq};
 
 use crate::output::print_entry;
@@ -29,16 +29,21 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    ensure!(
-        !args.path.is_file(),
-        "{} is a file; tail follows a log directory",
-        args.path.display()
-    );
-    ensure!(
-        args.follow || args.path.is_dir(),
-        "{} does not exist",
-        args.path.display()
-    );
+    match std::fs::metadata(&args.path) {
+        Ok(meta) => ensure!(
+            meta.is_dir(),
+            "{} is not a directory; tail follows a log directory",
+            args.path.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            ensure!(args.follow, "{} does not exist", args.path.display());
+            eprintln!(
+                "ironwal: {} does not exist yet; waiting for a writer to create it",
+                args.path.display()
+            );
+        }
+        Err(e) => return Err(e).with_context(|| format!("{}", args.path.display())),
+    }
     let mut follower = Follower::open(&args.path, Seq::new(args.from.unwrap_or(0)))?;
     let mut out = BufWriter::new(io::stdout().lock());
     loop {

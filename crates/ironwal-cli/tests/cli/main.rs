@@ -3,6 +3,7 @@
 
 mod basics;
 mod common;
+mod hostile;
 mod lost;
 mod repair;
 mod toolkit;

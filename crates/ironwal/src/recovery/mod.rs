@@ -115,6 +115,13 @@ impl LogReader {
                 crate::repair::finish_interrupted(&*storage, path)?;
                 Self::open_locked(storage, path, mode)
             }
+            PathKind::Special => Err(Error::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "neither a log directory nor a segment file (a FIFO, socket or device)",
+                ),
+            }),
             PathKind::File => {
                 let id = path
                     .file_name()

@@ -11,6 +11,14 @@ use super::{DirLock, OpenMode, PathKind, Storage, StorageFile};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsStorage;
 
+/// The error for a path that is not a regular file.
+fn not_regular() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "not a regular file (a directory, FIFO, socket or device cannot be a segment)",
+    )
+}
+
 #[derive(Debug)]
 struct FsFile {
     file: File,
@@ -42,7 +50,8 @@ impl Storage for FsStorage {
     fn kind_of(&self, path: &Path) -> io::Result<PathKind> {
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => Ok(PathKind::Dir),
-            Ok(_) => Ok(PathKind::File),
+            Ok(meta) if meta.is_file() => Ok(PathKind::File),
+            Ok(_) => Ok(PathKind::Special),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(PathKind::Missing),
             Err(e) => Err(e),
         }
@@ -55,9 +64,19 @@ impl Storage for FsStorage {
             OpenMode::ReadWrite => options.read(true).write(true),
             OpenMode::CreateNew => options.read(true).write(true).create_new(true),
         };
-        Ok(Arc::new(FsFile {
-            file: options.open(path)?,
-        }))
+        // A FIFO opened for reading waits for a writer: O_NONBLOCK keeps the
+        // open from blocking (it changes nothing for a regular file), and
+        // what is not a regular file is refused before any read.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        }
+        let file = options.open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(not_regular());
+        }
+        Ok(Arc::new(FsFile { file }))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -175,5 +194,36 @@ mod tests {
         assert_eq!(read_up_to(&*file, &mut back, 0).unwrap(), data.len());
         assert_eq!(&back[..data.len()], &data[..]);
         file.sync_data().unwrap();
+    }
+
+    /// A FIFO, a directory and a device are not files: `kind_of` says so and
+    /// `open` refuses them without blocking (a FIFO opened for reading
+    /// would wait for a writer forever).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn only_regular_files_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.wal");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        let sub = dir.path().join("sub.wal");
+        fs::create_dir(&sub).unwrap();
+        let cases = [
+            (fifo.as_path(), PathKind::Special),
+            (sub.as_path(), PathKind::Dir),
+            (Path::new("/dev/zero"), PathKind::Special),
+        ];
+        for (path, kind) in cases {
+            assert_eq!(FsStorage.kind_of(path).unwrap(), kind, "{}", path.display());
+            for mode in [OpenMode::Read, OpenMode::ReadWrite] {
+                let error = FsStorage.open(path, mode).unwrap_err();
+                let refused = [io::ErrorKind::InvalidInput, io::ErrorKind::IsADirectory];
+                assert!(
+                    refused.contains(&error.kind()),
+                    "{}: {error}",
+                    path.display()
+                );
+            }
+        }
     }
 }

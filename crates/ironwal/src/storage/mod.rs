@@ -29,15 +29,19 @@ pub enum OpenMode {
     CreateNew,
 }
 
-/// What [`Storage::kind_of`] found at a path.
+/// What [`Storage::kind_of`] found at a path (following symbolic links).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PathKind {
     /// Nothing exists there.
     Missing,
-    /// A regular file (or anything that is not a directory).
+    /// A regular file.
     File,
     /// A directory.
     Dir,
+    /// Something else: a FIFO, a socket or a device. ironwal reads and
+    /// writes none of them (opening a FIFO would block).
+    Special,
 }
 
 /// A file opened through a [`Storage`].
@@ -90,7 +94,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// What exists at `path`.
     fn kind_of(&self, path: &Path) -> io::Result<PathKind>;
 
-    /// Opens a file.
+    /// Opens a file. Anything but a regular file (a directory, a FIFO, a
+    /// device) is refused, without blocking, with
+    /// [`io::ErrorKind::InvalidInput`].
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>>;
 
     /// Removes a file.
