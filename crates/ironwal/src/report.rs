@@ -161,6 +161,12 @@ pub struct RecoveryReport {
     /// gap alone proves no loss; in a log with a segment record, a gap where
     /// a segment begins is checked against the record.
     pub gaps: Vec<SequenceGap>,
+    /// Read beside a live writer (another handle held the log's lock): the
+    /// bytes at the end of the active segment that were still being written
+    /// when the reader got there, and stayed unreadable while it waited.
+    /// Not damage: the writer's work in progress. `None` when the log was
+    /// not live or its end was clean.
+    pub in_flight: Option<u64>,
 }
 
 /// A jump in the sequence: the entry at `offset` of `segment` is numbered
@@ -192,6 +198,7 @@ impl RecoveryReport {
             ignored_segments: Vec::new(),
             record: RecordState::Absent,
             gaps: Vec::new(),
+            in_flight: None,
         }
     }
 

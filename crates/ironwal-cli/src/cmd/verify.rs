@@ -65,6 +65,8 @@ struct JsonReport {
     /// `absent`, `checked`, or `unreadable: <why>`.
     record: Option<String>,
     gaps: Vec<JsonGap>,
+    /// Bytes a live writer was still writing at the end of the log.
+    in_flight: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -231,6 +233,7 @@ fn to_json(
             }),
         record: report.map(|r| record_state(&r.record)),
         gaps: report.map(JsonGap::all).unwrap_or_default(),
+        in_flight: report.and_then(|r| r.in_flight),
     }
 }
 
@@ -279,6 +282,12 @@ fn print_human(
             "entries:  {} ({} batches), {} bytes, highest seq {highest}",
             report.entries, report.batches, report.bytes
         )?;
+        if let Some(bytes) = report.in_flight {
+            writeln!(
+                out,
+                "live:     {bytes} bytes in flight (a writer holds the log and was writing them)"
+            )?;
+        }
         for d in &report.dropped {
             let what = match (d.cause, mode) {
                 (DropCause::TornTail, _) => "torn tail",

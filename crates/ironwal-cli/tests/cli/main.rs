@@ -4,6 +4,7 @@
 mod basics;
 mod common;
 mod hostile;
+mod live;
 mod lost;
 mod repair;
 mod toolkit;

@@ -115,6 +115,12 @@ impl Assembler {
         }
     }
 
+    /// Forgets a partial item, to read it again from its start (a live
+    /// writer's record that was still being written).
+    pub(crate) fn restart(&mut self) {
+        self.clear();
+    }
+
     /// Drops a partial item after a problem. If it was a header-form batch,
     /// the entries it still expected are remembered, so that reading on
     /// (under `SkipCorrupted`) does not yield them as if they stood alone.

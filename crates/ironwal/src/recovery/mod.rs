@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::entry::{Entry, EntryRef, Item, Slot};
 use crate::error::{CorruptionKind, Error, Result};
+mod live;
 mod policy;
 
 use crate::reader::{next_item, Assembler, Next, SegmentScanner};
@@ -86,6 +87,10 @@ pub struct LogReader {
     done_bytes: u64,
     report: RecoveryReport,
     done: bool,
+    /// The log directory, when a writer may be appending to it (its lock
+    /// file exists): damage in the active segment is checked again before
+    /// it is reported (see `live`).
+    live_dir: Option<PathBuf>,
 }
 
 impl LogReader {
@@ -113,7 +118,11 @@ impl LogReader {
             }),
             PathKind::Dir => {
                 crate::repair::finish_interrupted(&*storage, path)?;
-                Self::open_locked(storage, path, mode)
+                let lock_file = crate::storage::lock_path(path);
+                let lockable = storage.kind_of(&lock_file).map_err(Error::io(&lock_file))?;
+                let mut reader = Self::open_locked(storage, path, mode)?;
+                reader.live_dir = (lockable == PathKind::File).then(|| path.to_path_buf());
+                Ok(reader)
             }
             PathKind::Special => Err(Error::Io {
                 path: path.to_path_buf(),
@@ -197,6 +206,7 @@ impl LogReader {
             done_bytes: 0,
             report: RecoveryReport::new(mode),
             done: false,
+            live_dir: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::live::Recheck;
 use super::LogReader;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::reader::{holds_valid, valid_after, Problem, Resync, Scan, SegmentScanner};
@@ -236,11 +237,19 @@ impl LogReader {
     }
 
     pub(super) fn on_problem(&mut self, problem: Problem) -> Result<()> {
-        self.report.claimed_seq = self.asm.claimed().map(Seq::new);
         let unit = self
             .asm
             .unit_start()
             .map_or(problem.offset, |start| start.min(problem.offset));
+        let problem = match self.recheck_live(unit, problem)? {
+            Recheck::Resolved => return Ok(()),
+            Recheck::InFlight => {
+                self.in_flight(unit);
+                return Ok(());
+            }
+            Recheck::Confirmed(problem) => problem,
+        };
+        self.report.claimed_seq = self.asm.claimed().map(Seq::new);
         // A sealed segment was synced before the record listed it: damage in
         // it is never an interrupted write.
         let sealed = matches!(self.expected(), Expect::Sealed { .. });

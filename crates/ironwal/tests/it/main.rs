@@ -8,6 +8,7 @@ mod engine;
 mod follow;
 mod fragments;
 mod garbage;
+mod live;
 mod lost_segments;
 mod prealloc;
 mod proptests;

@@ -1,0 +1,58 @@
+//! A reader beside a live writer: what the writer is still writing at the
+//! tip is reported as in flight, never as a torn tail; once the writer is
+//! gone, the same bytes are a torn tail.
+
+use std::os::unix::fs::FileExt;
+
+use ironwal::{LogReader, Options, RecoveryMode, SyncPolicy, Wal};
+
+/// A record header whose payload is not all there: what a reader sees of
+/// a write still in flight.
+fn half_record() -> Vec<u8> {
+    let mut bytes = vec![0xAB, 0xCD, 0xEF, 0x01]; // a checksum
+    bytes.extend_from_slice(&300u16.to_le_bytes()); // payload length
+    bytes.push(1); // Full
+    bytes.extend_from_slice(&[7; 50]); // 50 of the 300 bytes
+    bytes
+}
+
+#[test]
+fn a_live_writers_unfinished_tip_is_in_flight_not_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .preallocate(false)
+        .sync_policy(SyncPolicy::Always);
+    let wal = Wal::open(dir.path(), options).unwrap();
+    for i in 0..100u32 {
+        wal.put(&i.to_be_bytes(), b"value").unwrap();
+    }
+    let segment = wal.segments().last().unwrap().path.clone();
+    let end = std::fs::metadata(&segment).unwrap().len();
+    let tip = half_record();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    file.write_all_at(&tip, end).unwrap();
+
+    let report = LogReader::open(dir.path(), RecoveryMode::TolerateTornTail)
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(report.entries, 100);
+    assert!(report.dropped.is_empty(), "{:?}", report.dropped);
+    assert_eq!(report.in_flight, Some(tip.len() as u64));
+
+    // The writer gone (its close cuts what it did not write), the same
+    // bytes are what a crash leaves: a torn tail.
+    wal.close().unwrap();
+    let end = std::fs::metadata(&segment).unwrap().len();
+    file.write_all_at(&tip, end).unwrap();
+    let report = LogReader::open(dir.path(), RecoveryMode::TolerateTornTail)
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(report.entries, 100);
+    assert_eq!(report.in_flight, None);
+    assert_eq!(report.torn_tail().map(|d| d.len), Some(tip.len() as u64));
+}
