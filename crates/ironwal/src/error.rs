@@ -101,6 +101,18 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// A [`crate::Follower`] reached entries that are no longer in the log:
+    /// the segments that held them were removed (by the writer's
+    /// retention) before it read them, or the sequence jumps there. Not
+    /// fatal: the follower's next call yields the first entry still there.
+    #[error("entries {first}..={last} were gone before they could be read (removed by retention, or never written)")]
+    EntriesGone {
+        /// The first sequence missed.
+        first: crate::Seq,
+        /// The last sequence missed.
+        last: crate::Seq,
+    },
+
     /// A path given to a reader does not exist.
     #[error("{} does not exist", path.display())]
     NotFound {

@@ -63,6 +63,14 @@ pub struct Follower {
     /// For a follower made by [`Wal::subscribe`](crate::Wal::subscribe):
     /// how far the log is durable, and the last value read from it.
     ceiling: Option<(Ceiling, u64)>,
+    /// The sequence the next entry should have, once known: `from` (if
+    /// not zero), then one past the last entry read.
+    expect: Option<Seq>,
+    /// The current segment was just entered: its first entry is checked
+    /// against `expect`.
+    entered: bool,
+    /// Entries found gone at a segment boundary, to report once.
+    gone: Option<(Seq, Seq)>,
 }
 
 /// Reads the highest sequence a follower may yield.
@@ -119,6 +127,9 @@ impl Follower {
             next_slot: 0,
             stall: None,
             ceiling: None,
+            expect: (from > Seq::ZERO).then_some(from),
+            entered: false,
+            gone: None,
         }
     }
 
@@ -198,12 +209,19 @@ impl Follower {
         loop {
             if self.segment.is_none() {
                 match self.segments_after(None)?.into_iter().next() {
-                    Some((id, path)) => self.segment = Some(self.open_segment(id, path)?),
+                    Some((id, path)) => {
+                        self.segment = Some(self.open_segment(id, path)?);
+                        self.entered = true;
+                    }
                     None => return Ok(false),
                 }
             }
             match self.read_segment()? {
                 Progress::Item => {
+                    if let Some((first, last)) = self.gone.take() {
+                        // Reported once; the next call yields what follows.
+                        return Err(Error::EntriesGone { first, last });
+                    }
                     if !self.slots.is_empty() {
                         return Ok(self.below_ceiling());
                     }
@@ -236,12 +254,30 @@ impl Follower {
             Next::Item { end, .. } => {
                 cursor.pos = end;
                 self.stall = None;
-                self.asm.list_ops(self.from, &mut self.slots);
+                let item = self.asm.list_ops(self.from, &mut self.slots);
+                self.note_item(item.first, item.last);
                 Progress::Item
             }
             Next::End { .. } => Progress::CleanEnd,
             Next::Problem(problem) => Progress::Stalled(problem),
         })
+    }
+
+    /// Checks an item's sequences against what should come next: at the
+    /// start of a segment, entries missing before it were removed (by the
+    /// writer's retention) before this follower got to them.
+    fn note_item(&mut self, first: Option<Seq>, last: Option<Seq>) {
+        if let (Some(first), Some(expect), true) = (first, self.expect, self.entered) {
+            if first > expect {
+                let last_gone = Seq::new(first.get() - 1);
+                tracing::warn!(%expect, %last_gone, "entries were gone before the follower read them");
+                self.gone = Some((expect, last_gone));
+            }
+        }
+        self.entered = false;
+        if let Some(last) = last {
+            self.expect = Some(self.expect.map_or(last.next(), |e| e.max(last.next())));
+        }
     }
 
     /// At the clean end of the current segment: moves on once the writer
@@ -252,6 +288,7 @@ impl Follower {
         match self.later_with_data()? {
             Some(next) => {
                 self.segment = Some(next);
+                self.entered = true;
                 Ok(true)
             }
             None => Ok(false),

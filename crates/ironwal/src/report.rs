@@ -167,6 +167,11 @@ pub struct RecoveryReport {
     /// Not damage: the writer's work in progress. `None` when the log was
     /// not live or its end was clean.
     pub in_flight: Option<u64>,
+    /// Segments that were listed when reading began and were gone when the
+    /// reader got to them: removed meanwhile (by a live writer's
+    /// retention). They are skipped; entries they held that the reader had
+    /// not yet returned show in [`Self::gaps`].
+    pub removed_segments: Vec<PathBuf>,
 }
 
 /// A jump in the sequence: the entry at `offset` of `segment` is numbered
@@ -199,6 +204,7 @@ impl RecoveryReport {
             record: RecordState::Absent,
             gaps: Vec::new(),
             in_flight: None,
+            removed_segments: Vec::new(),
         }
     }
 

@@ -48,15 +48,44 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let mut out = BufWriter::new(io::stdout().lock());
     loop {
         // Print everything there is, then flush before waiting.
-        while let Some(entry) = follower.try_next()? {
-            print_entry(&mut out, &entry, args.json)?;
-        }
+        while print_next(&mut follower, &mut out, args.json, None)? {}
         out.flush()?;
         if !args.follow {
             return Ok(ExitCode::SUCCESS);
         }
-        if let Some(entry) = follower.next_timeout(Duration::from_millis(200))? {
-            print_entry(&mut out, &entry, args.json)?;
+        print_next(
+            &mut follower,
+            &mut out,
+            args.json,
+            Some(Duration::from_millis(200)),
+        )?;
+    }
+}
+
+/// Prints the next entry, waiting up to `wait` for one; whether there was
+/// one. Entries removed by retention before they could be read are said
+/// on stderr, and following goes on.
+fn print_next(
+    follower: &mut Follower,
+    out: &mut impl Write,
+    json: bool,
+    wait: Option<Duration>,
+) -> Result<bool> {
+    let next = match wait {
+        Some(wait) => follower.next_timeout(wait),
+        None => follower.try_next(),
+    };
+    match next {
+        Ok(Some(entry)) => {
+            print_entry(out, &entry, json)?;
+            Ok(true)
         }
+        Ok(None) => Ok(false),
+        Err(gone @ ironwal::Error::EntriesGone { .. }) => {
+            out.flush()?;
+            eprintln!("ironwal: {gone}");
+            Ok(true)
+        }
+        Err(e) => Err(e.into()),
     }
 }

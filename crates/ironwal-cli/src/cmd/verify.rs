@@ -67,6 +67,8 @@ struct JsonReport {
     gaps: Vec<JsonGap>,
     /// Bytes a live writer was still writing at the end of the log.
     in_flight: Option<u64>,
+    /// Segments removed (by retention) while the log was read.
+    removed_segments: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -234,6 +236,9 @@ fn to_json(
         record: report.map(|r| record_state(&r.record)),
         gaps: report.map(JsonGap::all).unwrap_or_default(),
         in_flight: report.and_then(|r| r.in_flight),
+        removed_segments: report
+            .map(|r| r.removed_segments.iter().map(|p| display(p)).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -282,6 +287,13 @@ fn print_human(
             "entries:  {} ({} batches), {} bytes, highest seq {highest}",
             report.entries, report.batches, report.bytes
         )?;
+        for removed in &report.removed_segments {
+            writeln!(
+                out,
+                "removed:  {} (while it was read: the writer's retention; its entries show as a gap)",
+                removed.display()
+            )?;
+        }
         if let Some(bytes) = report.in_flight {
             writeln!(
                 out,

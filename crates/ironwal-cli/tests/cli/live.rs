@@ -143,3 +143,42 @@ fn real_damage_beside_a_live_writer_is_still_reported() {
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("CORRUPT"), "{said}");
 }
+
+/// `tail` says which entries it could not print because their segments
+/// were gone (here removed by retention before it got there), and goes on.
+#[test]
+fn tail_names_the_entries_retention_removed_before_it_read_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = ironwal::Options::default()
+        .preallocate(false)
+        .max_segment_size(4096);
+    let wal = ironwal::Wal::open(tmp.path(), options).unwrap();
+    while wal.segments().len() < 4 {
+        let n = wal.next_seq().get();
+        wal.put(&n.to_be_bytes(), &[3; 300]).unwrap();
+    }
+    let segments = wal.segments();
+    wal.close().unwrap();
+    // What retention leaves when it removes the middle of a follower's way.
+    std::fs::remove_file(&segments[1].path).unwrap();
+    std::fs::remove_file(&segments[2].path).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ironwal"))
+        .args(["tail", "--json", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let first = segments[1].first_seq.unwrap();
+    let last = segments[3].first_seq.unwrap().get() - 1;
+    assert!(
+        stderr.contains(&format!("entries {first}..={last} were gone")),
+        "{stderr}"
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
+    let kept = segments[0].last_seq.unwrap().get() + (wal_last(&segments) - last);
+    assert_eq!(printed, kept);
+}
+
+fn wal_last(segments: &[ironwal::SegmentInfo]) -> u64 {
+    segments.last().unwrap().last_seq.unwrap().get()
+}

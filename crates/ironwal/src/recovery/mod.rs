@@ -275,7 +275,10 @@ impl LogReader {
     pub fn total_len(&self) -> Result<u64> {
         let mut total = 0;
         for index in 0..self.sources.len() {
-            total += self.open_source(index)?.map_or(0, |(_, len)| len);
+            total += match self.open_source(index) {
+                Err(Error::Io { source, .. }) if self.removed_meanwhile(&source) => 0,
+                opened => opened?.map_or(0, |(_, len)| len),
+            };
         }
         Ok(total)
     }
@@ -309,6 +312,13 @@ impl LogReader {
         Ok(())
     }
 
+    /// Whether a segment that was listed failed to open because it is gone:
+    /// in a log a writer may hold (it has a lock file), retention removed
+    /// it after the listing.
+    pub(super) fn removed_meanwhile(&self, error: &std::io::Error) -> bool {
+        self.live_dir.is_some() && error.kind() == std::io::ErrorKind::NotFound
+    }
+
     /// The report of the segment being read.
     fn segment_report(&mut self) -> Option<&mut SegmentReport> {
         self.report.segments.last_mut()
@@ -334,7 +344,16 @@ impl LogReader {
         if self.stopped_at_missing(index)? {
             return Ok(());
         }
-        let Some((file, len)) = self.open_source(index)? else {
+        let opened = match self.open_source(index) {
+            Err(Error::Io { path, source }) if self.removed_meanwhile(&source) => {
+                tracing::info!(segment = %path.display(), "a segment was removed while the log was read");
+                self.report.removed_segments.push(path);
+                self.next_source += 1;
+                return Ok(());
+            }
+            opened => opened?,
+        };
+        let Some((file, len)) = opened else {
             self.done = true;
             return Ok(());
         };

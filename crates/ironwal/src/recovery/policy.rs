@@ -227,7 +227,11 @@ impl LogReader {
         if let Some(Some(known)) = self.holds_valid.get(index) {
             return Ok(*known);
         }
-        let Some((file, len)) = self.open_source(index)? else {
+        let opened = match self.open_source(index) {
+            Err(Error::Io { source, .. }) if self.removed_meanwhile(&source) => return Ok(false),
+            opened => opened?,
+        };
+        let Some((file, len)) = opened else {
             return Ok(false);
         };
         let path = &self.sources[index].path;

@@ -208,3 +208,52 @@ fn a_subscription_yields_only_durable_entries() {
     drop(wal);
     assert_eq!(collect(&mut subscription, 1)[0].key, b"later");
 }
+
+/// Retention removes segments the follower had not reached: it says which
+/// entries it missed, once, then goes on with the first one still there
+/// (it used to jump ahead silently).
+#[test]
+fn entries_removed_before_the_follower_reads_them_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .preallocate(false)
+        .max_segment_size(4096)
+        .sync_policy(SyncPolicy::Never);
+    let wal = Wal::open(dir.path(), options).unwrap();
+    while wal.segments().len() < 6 {
+        let n = wal.next_seq().get();
+        wal.put(&n.to_be_bytes(), &[2; 300]).unwrap();
+    }
+    wal.flush().unwrap();
+    let segments = wal.segments();
+    let mut follower = Follower::open(dir.path(), Seq::ZERO).unwrap();
+    // Into the second segment.
+    let in_second = segments[1].first_seq.unwrap();
+    let mut last = Seq::ZERO;
+    while last < in_second {
+        last = follower.try_next().unwrap().unwrap().seq;
+    }
+    let keep_from = segments[4].first_seq.unwrap();
+    wal.remove_segments_before(keep_from).unwrap();
+    let mut read = Vec::new();
+    let gone = loop {
+        match follower.try_next() {
+            Ok(Some(entry)) => read.push(entry.seq),
+            Ok(None) => panic!("ended without a word about the removed entries"),
+            Err(Error::EntriesGone { first, last }) => break (first, last),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    // The rest of the second segment was still readable (the follower had
+    // it open); the third and fourth were gone.
+    assert_eq!(read.last().copied(), segments[1].last_seq);
+    assert_eq!(
+        gone,
+        (
+            segments[2].first_seq.unwrap(),
+            Seq::new(keep_from.get() - 1)
+        )
+    );
+    assert_eq!(follower.try_next().unwrap().unwrap().seq, keep_from);
+    wal.close().unwrap();
+}

@@ -56,3 +56,43 @@ fn a_live_writers_unfinished_tip_is_in_flight_not_torn() {
     assert_eq!(report.in_flight, None);
     assert_eq!(report.torn_tail().map(|d| d.len), Some(tip.len() as u64));
 }
+
+/// Retention removes segments a reader listed but had not read yet: they
+/// are skipped with a note, the entries it had not returned are a gap,
+/// and there is no I/O error.
+#[test]
+fn segments_removed_while_a_reader_reads_are_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .preallocate(false)
+        .max_segment_size(4096)
+        .sync_policy(SyncPolicy::Never);
+    let wal = Wal::open(dir.path(), options).unwrap();
+    while wal.segments().len() < 5 {
+        let n = wal.next_seq().get();
+        wal.put(&n.to_be_bytes(), &[1; 300]).unwrap();
+    }
+    wal.sync().unwrap();
+    let segments = wal.segments();
+    let mut reader = LogReader::open(dir.path(), RecoveryMode::TolerateTornTail).unwrap();
+    // The reader is inside the first segment when retention removes the
+    // first three.
+    let first = reader.next_entry().unwrap().unwrap().seq;
+    let keep_from = segments[3].first_seq.unwrap();
+    wal.remove_segments_before(keep_from).unwrap();
+    let mut seqs = vec![first];
+    while let Some(entry) = reader.next_entry().unwrap() {
+        seqs.push(entry.seq);
+    }
+    let report = reader.report();
+    let removed: Vec<_> = segments[1..3].iter().map(|s| s.path.clone()).collect();
+    assert_eq!(report.removed_segments, removed);
+    let gap = report
+        .gaps
+        .first()
+        .expect("a gap where the removed entries were");
+    assert_eq!(gap.next, keep_from);
+    assert_eq!(seqs.last().copied(), Some(wal.last_seq()));
+    assert!(report.dropped.is_empty(), "{:?}", report.dropped);
+    wal.close().unwrap();
+}
