@@ -182,3 +182,82 @@ fn tail_names_the_entries_retention_removed_before_it_read_them() {
 fn wal_last(segments: &[ironwal::SegmentInfo]) -> u64 {
     segments.last().unwrap().last_seq.unwrap().get()
 }
+
+const WRITER_ENV: &str = "IRONWAL_TEST_RETENTION_WRITER";
+
+/// A writer with small segments that keeps only the last few: appends for
+/// the seconds its parent gives (with the directory) in
+/// `IRONWAL_TEST_RETENTION_WRITER`, removing old segments as it goes.
+#[test]
+#[ignore = "a child process helper, run by readers_beside_a_writer_running_retention_tell_the_truth"]
+fn retention_writer_child_process() {
+    let dir = std::env::var(WRITER_ENV).expect("run only as a child process");
+    let options = ironwal::Options::default()
+        .max_segment_size(256 * 1024)
+        .sync_policy(ironwal::SyncPolicy::Bytes(64 * 1024));
+    let wal = ironwal::Wal::open(&dir, options).unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(12) {
+        for _ in 0..100 {
+            let n = wal.next_seq().get();
+            wal.put(&n.to_be_bytes(), &[(n % 251) as u8; 200]).unwrap();
+        }
+        let segments = wal.segments();
+        if segments.len() > 4 {
+            let keep = segments[segments.len() - 4].first_seq.unwrap();
+            wal.remove_segments_before(keep).unwrap();
+        }
+    }
+    wal.close().unwrap();
+}
+
+/// The same, beside a writer that rotates every 256 KiB and removes all
+/// but its last four segments: a segment removed after a reader listed it
+/// is a note, never an error or a verdict.
+#[test]
+fn readers_beside_a_writer_running_retention_tell_the_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "live::retention_writer_child_process"])
+        .args(["--ignored", "--test-threads=1"])
+        .env(WRITER_ENV, &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_bytes(&dir, 1);
+    let started = Instant::now();
+    let (mut reads, mut verifies, mut removed) = (0, 0, 0);
+    let mut false_verdicts = Vec::new();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(60) {
+        for _ in 0..50 {
+            reads += 1;
+            match LogReader::open(&dir, RecoveryMode::TolerateTornTail).and_then(LogReader::finish)
+            {
+                Ok(report) if report.dropped.is_empty() => {
+                    removed += report.removed_segments.len();
+                }
+                Ok(report) => false_verdicts.push(format!("library: {:?}", report.dropped)),
+                Err(e) => false_verdicts.push(format!("library: {e}")),
+            }
+        }
+        verifies += 1;
+        let out = Command::new(env!("CARGO_BIN_EXE_ironwal"))
+            .args(["verify", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        if out.status.code() != Some(0) {
+            false_verdicts.push(format!("verify: {}", String::from_utf8_lossy(&out.stdout)));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    println!("{reads} reads and {verifies} verifies; {removed} segments removed under a reader");
+    assert!(reads > 500, "only {reads} reads while the writer ran");
+    assert!(
+        false_verdicts.is_empty(),
+        "{} false verdicts: {false_verdicts:#?}",
+        false_verdicts.len()
+    );
+}
