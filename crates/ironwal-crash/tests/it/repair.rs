@@ -167,3 +167,45 @@ fn a_salvage_that_runs_out_of_space_leaves_no_partial_copy() {
     let report = ironwal::salvage_with(storage, DIR, "/out").unwrap();
     assert!(report.entries > 0);
 }
+
+/// A repair that an I/O error stops (at any create, write, sync or
+/// directory sync) says which path failed, and leaves the old log or the
+/// repaired one once the directory is next opened, never a mix.
+#[test]
+fn a_failed_in_place_repair_names_the_path_and_leaves_one_log() {
+    use ironwal_crash::sim::{FaultKind, FaultOp};
+    let base = damaged_log().snapshot();
+    let old = files(&SimStorage::from_image(&base));
+    let whole = SimStorage::from_image(&base);
+    repair_in_place_with(Arc::new(whole.clone()), DIR).unwrap();
+    let repaired = files(&whole);
+    let mut failures = 0;
+    for op in [
+        FaultOp::Create,
+        FaultOp::Write,
+        FaultOp::Sync,
+        FaultOp::SyncDir,
+    ] {
+        for nth in 1.. {
+            let sim = SimStorage::from_image(&base);
+            sim.inject(op, nth, FaultKind::Eio);
+            let error = match repair_in_place_with(Arc::new(sim.clone()), DIR) {
+                Ok(_) => break,
+                Err(error) => error,
+            };
+            failures += 1;
+            match &error {
+                Error::Io { path, .. } => assert!(path.starts_with(DIR), "{op:?} #{nth}: {error}"),
+                other => panic!("{op:?} #{nth}: {other}"),
+            }
+            read_all(&sim).unwrap_or_else(|e| panic!("{op:?} #{nth}: then {e}"));
+            let now = files(&sim);
+            assert!(
+                now == old || now == repaired,
+                "{op:?} #{nth} left a mix: {:?}",
+                now.keys()
+            );
+        }
+    }
+    assert!(failures > 10, "{failures}");
+}
