@@ -177,6 +177,7 @@ mod salvage;
 mod segment;
 mod segment_record;
 mod seq;
+mod sparse_index;
 mod wal;
 mod write_batch;
 

@@ -22,6 +22,9 @@ use crate::segment_record::{Expect, Loaded, Missing, RecordState, SegmentRecord}
 use crate::seq::Seq;
 use crate::storage::{default_storage, OpenMode, PathKind, Storage, StorageFile};
 
+/// A segment's path and the sparse index points collected while reading it.
+pub(crate) type SegmentIndexPoints = (PathBuf, Vec<(Seq, u64)>);
+
 /// A segment to read, and how much of it.
 #[derive(Clone, Debug)]
 pub(crate) struct Source {
@@ -29,6 +32,9 @@ pub(crate) struct Source {
     pub(crate) path: PathBuf,
     /// Read at most this many bytes (a live writer's durable length).
     pub(crate) limit: Option<u64>,
+    /// Start reading at this offset, an entry's start (from a sparse
+    /// index); 0 for the whole segment.
+    pub(crate) start: u64,
 }
 
 /// Reads the operations of a log directory or a single segment file in
@@ -91,6 +97,9 @@ pub struct LogReader {
     /// file exists): damage in the active segment is checked again before
     /// it is reported (see `live`).
     live_dir: Option<PathBuf>,
+    /// When asked for ([`Self::collect_index`]): sparse index points of
+    /// each segment read, by path.
+    index: Option<Vec<SegmentIndexPoints>>,
 }
 
 impl LogReader {
@@ -111,6 +120,7 @@ impl LogReader {
             id,
             path,
             limit: None,
+            start: 0,
         };
         match storage.kind_of(path).map_err(Error::io(path))? {
             PathKind::Missing => Err(Error::NotFound {
@@ -156,6 +166,7 @@ impl LogReader {
                 id: Some(id),
                 path,
                 limit: None,
+                start: 0,
             })
             .collect();
         Ok(Self::from_sources(storage, sources, mode).with_record(dir, record.as_ref(), state))
@@ -207,6 +218,33 @@ impl LogReader {
             report: RecoveryReport::new(mode),
             done: false,
             live_dir: None,
+            index: None,
+        }
+    }
+
+    /// Collects a sparse index of each segment as it is read (see
+    /// `sparse_index`); [`Self::finish_with_index`] returns it.
+    pub(crate) fn collect_index(mut self) -> Self {
+        self.index = Some(Vec::new());
+        self
+    }
+
+    /// Reads to the end; the report, and the index collected.
+    pub(crate) fn finish_with_index(mut self) -> Result<(RecoveryReport, Vec<SegmentIndexPoints>)> {
+        while self.next_entry()?.is_some() {}
+        Ok((self.report, self.index.unwrap_or_default()))
+    }
+
+    /// Notes where an item starts, for the sparse index being collected.
+    pub(super) fn note_index(&mut self, seq: Seq, start: u64) {
+        let Some(index) = &mut self.index else {
+            return;
+        };
+        match index.last_mut() {
+            Some((path, points)) if *path == self.path => {
+                crate::sparse_index::note(points, seq, start)
+            }
+            _ => index.push((self.path.clone(), vec![(seq, start)])),
         }
     }
 
@@ -368,7 +406,9 @@ impl LogReader {
             first_seq: None,
             last_seq: None,
         });
-        self.scanner = Some(SegmentScanner::new(file, len));
+        let mut scanner = SegmentScanner::new(file, len);
+        scanner.seek(source.start);
+        self.scanner = Some(scanner);
         self.path.clone_from(&source.path);
         self.asm.start_segment();
         if self.expect.get(index) == Some(&Expect::Unrecorded) {

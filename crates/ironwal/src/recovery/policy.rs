@@ -189,6 +189,9 @@ impl LogReader {
                 });
             }
         }
+        if let Some(first) = item.first {
+            self.note_index(first, start);
+        }
         self.item_is_batch = item.batch;
         let report = &mut self.report;
         report.claimed_seq = self.asm.claimed().map(Seq::new);

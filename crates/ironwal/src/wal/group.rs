@@ -94,6 +94,10 @@ pub(super) struct State {
     buf: Vec<u8>,
     /// An empty buffer, swapped in while a leader writes `buf`.
     spare: Vec<u8>,
+    /// Where some entries of `buf` start, one every `STEP` bytes (for the
+    /// segment's sparse index), and an empty vector to swap in.
+    marks: Vec<(Seq, usize)>,
+    spare_marks: Vec<(Seq, usize)>,
     active: Active,
     /// Segments before the active one, in log order.
     sealed: Vec<SegmentMeta>,
@@ -180,6 +184,8 @@ impl State {
             next_seq: highest.next(),
             buf: Vec::with_capacity(options.write_buffer_size),
             spare: Vec::with_capacity(options.write_buffer_size),
+            marks: Vec::new(),
+            spare_marks: Vec::new(),
             active,
             sealed,
             buffered_seq: highest,
@@ -319,6 +325,10 @@ impl State {
         if let Err(e) = encode(&mut self.buf, seq.get()) {
             self.buf.truncate(before);
             return Err(e);
+        }
+        let step = crate::sparse_index::STEP as usize;
+        if self.marks.last().is_none_or(|(_, at)| before >= at + step) {
+            self.marks.push((seq, before));
         }
         self.next_seq = last.next();
         self.buffered_seq = last;

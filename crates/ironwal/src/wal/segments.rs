@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::segment::SegmentId;
 use crate::segment_record::SealedSegment;
 use crate::seq::Seq;
+use crate::sparse_index::SparseIndex;
 use crate::storage::{OpenMode, Storage, StorageFile};
 
 /// Bytes of zeros written per call while preparing a segment.
@@ -46,6 +47,8 @@ pub(super) struct SegmentMeta {
     /// Bytes of the segment that hold the log (for a sealed segment; the
     /// active one's is `Active::written`). Past it: zeros or nothing.
     pub(super) len: u64,
+    /// Where entries start, every 64 KiB or so (shared by the clones).
+    pub(super) index: Arc<SparseIndex>,
 }
 
 impl SegmentMeta {
@@ -83,6 +86,7 @@ impl Active {
             first_seq: None,
             last_seq: None,
             len: 0,
+            index: Arc::default(),
         };
         Active {
             meta,

@@ -10,6 +10,7 @@ use parking_lot::MutexGuard;
 use super::{Group, Locked};
 use crate::error::{Error, Result};
 use crate::seq::Seq;
+use crate::sparse_index::SparseIndex;
 use crate::storage::StorageFile;
 use crate::wal::segments::{Active, SegmentMeta};
 
@@ -71,6 +72,9 @@ pub(in crate::wal) struct Batch {
     pub(in crate::wal) file: Arc<dyn StorageFile>,
     /// The highest sequence in it.
     pub(in crate::wal) upto: Seq,
+    /// Where some of its entries start (sequence, offset in `data`), for
+    /// the segment's sparse index.
+    marks: Vec<(Seq, usize)>,
 }
 
 /// A sealed segment whose fdatasync has not run yet: nothing may be written
@@ -126,6 +130,8 @@ impl Round<'_, '_> {
         let st = &mut **self.st;
         let spare = mem::take(&mut st.spare);
         let data = mem::replace(&mut st.buf, spare);
+        let spare_marks = mem::take(&mut st.spare_marks);
+        let marks = mem::replace(&mut st.marks, spare_marks);
         if self.holds.sync {
             st.requested_seq = st.buffered_seq;
         }
@@ -134,6 +140,7 @@ impl Round<'_, '_> {
             offset: st.active.written,
             file: Arc::clone(&st.active.file),
             upto: st.buffered_seq,
+            marks,
         }
     }
 
@@ -145,6 +152,16 @@ impl Round<'_, '_> {
             ..self.st.active.meta.clone()
         };
         Seal { batch, meta }
+    }
+
+    /// Adds a written batch's marks to `index` and keeps their vector for
+    /// the next batch.
+    fn index_marks(&mut self, index: &SparseIndex, offset: u64, mut marks: Vec<(Seq, usize)>) {
+        for &(seq, at) in &marks {
+            index.note(seq, offset + at as u64);
+        }
+        marks.clear();
+        self.st.spare_marks = marks;
     }
 
     /// Returns a written buffer as the spare, shrinking one a huge entry grew.
@@ -177,6 +194,8 @@ impl Round<'_, '_> {
             self.fail(source, offset);
             return None;
         }
+        let index = Arc::clone(&self.st.active.meta.index);
+        self.index_marks(&index, offset, batch.marks);
         let st = &mut **self.st;
         st.active.written += len;
         st.written_seq = upto;
@@ -258,6 +277,7 @@ impl Round<'_, '_> {
             self.fail(source, durable);
             return Ok(());
         }
+        self.index_marks(&seal.meta.index, seal.batch.offset, seal.batch.marks);
         let st = &mut **self.st;
         st.active.written += len;
         st.written_seq = upto;
