@@ -16,6 +16,11 @@ use crate::storage::{read_up_to, StorageFile};
 /// Bytes read from a segment at a time.
 const WINDOW: usize = 256 * 1024;
 
+/// The first read-ahead of a window: a reader that wants one entry (a
+/// positioned read) reads this much, one that goes on doubles it each time
+/// up to [`WINDOW`].
+const FIRST_WINDOW: usize = 16 * 1024;
+
 /// A read-ahead window over the first `len` bytes of a file.
 #[derive(Debug)]
 struct Window {
@@ -26,6 +31,8 @@ struct Window {
     start: u64,
     /// Valid bytes in `buf`.
     filled: usize,
+    /// How far the next refill reads ahead.
+    ahead: usize,
 }
 
 impl Window {
@@ -36,6 +43,7 @@ impl Window {
             buf: Vec::new(),
             start: 0,
             filled: 0,
+            ahead: FIRST_WINDOW,
         }
     }
 
@@ -67,7 +75,8 @@ impl Window {
         self.start = offset;
         let want = usize::try_from(self.len - offset)
             .unwrap_or(usize::MAX)
-            .min(WINDOW.max(n));
+            .min(self.ahead.max(n));
+        self.ahead = (self.ahead * 2).min(WINDOW);
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
