@@ -6,13 +6,16 @@
 //! entry encoded as ironwal-raft encodes it.
 //!
 //! * ironwal-raft: `LogStore::append` through openraft's `blocking_append`
-//!   (callback after ironwal's syncer reports the batch durable).
+//!   (the calling thread leads the fdatasync, `sync_on_append`).
 //! * raft-engine 0.4: its key-value API, one `LogBatch::put(region, index,
 //!   entry)` per entry and `Engine::write(&mut batch, true)` per batch (its
 //!   `add_entries` needs protobuf message types); batch compression off, as
 //!   the values are random.
 //!
-//! `cargo bench -p ironwal-raft --bench raft_log [-- --seconds S] [--dir D]`
+//! `cargo bench -p ironwal-raft --bench raft_log [-- --seconds S] [--rounds
+//! N] [--dir D] [--no-sync-on-append]` (the last: ironwal-raft hands each
+//! wait to its log's background syncer, as it did before
+//! `StoreOptions::sync_on_append`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,13 +57,14 @@ fn entry(noise: &mut Noise, index: u64) -> Entry<KvTypeConfig> {
 
 /// Appends batches of `batch` for `warmup`, then for `measure`; returns
 /// entries per second of the measured part.
-fn run_ironwal(dir: &Path, batch: usize, warmup: Duration, measure: Duration) -> f64 {
+fn run_ironwal(dir: &Path, batch: usize, inline: bool, warmup: Duration, measure: Duration) -> f64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut store = LogStore::<KvTypeConfig>::open(dir, StoreOptions::default()).unwrap();
+        let options = StoreOptions::default().sync_on_append(inline);
+        let mut store = LogStore::<KvTypeConfig>::open(dir, options).unwrap();
         let mut noise = Noise(batch as u64);
         let mut index = 1;
         // Warm-up, then the measured run.
@@ -127,8 +131,11 @@ fn main() {
     let mut seconds = 2.0f64;
     let mut rounds = 3usize;
     let mut base: Option<PathBuf> = None;
+    let mut inline = true;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            // The previous path: the wait handed to the background syncer.
+            "--no-sync-on-append" => inline = false,
             "--seconds" => {
                 seconds = args
                     .next()
@@ -162,7 +169,7 @@ fn main() {
     for round in 0..rounds {
         for (i, batch) in BATCHES.into_iter().enumerate() {
             let ours = scratch.path().join(format!("ironwal-{batch}-{round}"));
-            let a = run_ironwal(&ours, batch, warmup, measure);
+            let a = run_ironwal(&ours, batch, inline, warmup, measure);
             let theirs = scratch.path().join(format!("raft-engine-{batch}-{round}"));
             let b = run_raft_engine(&theirs, batch, warmup, measure);
             eprintln!("round {round} batch {batch}: ironwal-raft {a:.0}/s, raft-engine {b:.0}/s");
