@@ -13,7 +13,9 @@
 //!   the values are random.
 //!
 //! `cargo bench -p ironwal-raft --bench raft_log [-- --seconds S] [--rounds
-//! N] [--dir D] [--no-sync-on-append]` (the last: ironwal-raft hands each
+//! N] [--groups G] [--dir D] [--no-sync-on-append]` (`--groups`: that many
+//! Raft groups append at once, each with a store of its own, sharing
+//! nothing but the disk; the figures are their sum) (the last: ironwal-raft hands each
 //! wait to its log's background syncer, as it did before
 //! `StoreOptions::sync_on_append`).
 
@@ -121,6 +123,22 @@ fn run_raft_engine(dir: &Path, batch: usize, warmup: Duration, measure: Duration
     entries_per_sec
 }
 
+/// Runs `run` in `groups` threads at once, each on a directory of its own
+/// under `dir`; the entries per second of all of them together.
+fn run_groups(dir: &Path, groups: usize, run: impl Fn(&Path) -> f64 + Sync) -> f64 {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..groups)
+            .map(|g| {
+                let run = &run;
+                let dir = dir.join(format!("group-{g}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                scope.spawn(move || run(&dir))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -132,8 +150,16 @@ fn main() {
     let mut rounds = 3usize;
     let mut base: Option<PathBuf> = None;
     let mut inline = true;
+    let mut groups = 1usize;
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            // Raft groups appending at once, each to a store of its own.
+            "--groups" => {
+                groups = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--groups N")
+            }
             // The previous path: the wait handed to the background syncer.
             "--no-sync-on-append" => inline = false,
             "--seconds" => {
@@ -159,8 +185,9 @@ fn main() {
         None => tempfile::tempdir().unwrap(),
     };
     println!(
-        "Raft-log appends, {VALUE_LEN}-byte values, fsync per batch, one writer; \
-         {rounds} rounds of {seconds} s per case, median ({})",
+        "Raft-log appends, {VALUE_LEN}-byte values, fsync per batch, {groups} group(s) \
+         appending at once, each to its own store; {rounds} rounds of {seconds} s per case, \
+         median ({})",
         scratch.path().display()
     );
     // Rounds interleave the two stores, so that a noisy neighbour on the
@@ -169,9 +196,13 @@ fn main() {
     for round in 0..rounds {
         for (i, batch) in BATCHES.into_iter().enumerate() {
             let ours = scratch.path().join(format!("ironwal-{batch}-{round}"));
-            let a = run_ironwal(&ours, batch, inline, warmup, measure);
+            let a = run_groups(&ours, groups, |dir| {
+                run_ironwal(dir, batch, inline, warmup, measure)
+            });
             let theirs = scratch.path().join(format!("raft-engine-{batch}-{round}"));
-            let b = run_raft_engine(&theirs, batch, warmup, measure);
+            let b = run_groups(&theirs, groups, |dir| {
+                run_raft_engine(dir, batch, warmup, measure)
+            });
             eprintln!("round {round} batch {batch}: ironwal-raft {a:.0}/s, raft-engine {b:.0}/s");
             results[i].0.push(a);
             results[i].1.push(b);
