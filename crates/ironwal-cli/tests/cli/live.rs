@@ -54,6 +54,16 @@ fn ironwal_len(segment: &Path) -> u64 {
     zeros as u64
 }
 
+/// Runs `ironwal verify` on `dir`; its output, if it is not clean.
+fn verify_verdict(dir: &Path) -> Option<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_ironwal"))
+        .args(["verify", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    (out.status.code() != Some(0)).then(|| format!("verify: {said}"))
+}
+
 /// Reads the whole log once; the verdict, if it is not clean.
 fn read_once(dir: &Path) -> Option<String> {
     let mut reader = match LogReader::open(dir, RecoveryMode::TolerateTornTail) {
@@ -92,13 +102,7 @@ fn readers_beside_a_live_writer_never_report_its_work_in_progress() {
             }
         }
         verifies += 1;
-        let out = Command::new(env!("CARGO_BIN_EXE_ironwal"))
-            .args(["verify", dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        if out.status.code() != Some(0) {
-            false_verdicts.push(format!("verify: {}", String::from_utf8_lossy(&out.stdout)));
-        }
+        false_verdicts.extend(verify_verdict(&dir));
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -243,13 +247,7 @@ fn readers_beside_a_writer_running_retention_tell_the_truth() {
             }
         }
         verifies += 1;
-        let out = Command::new(env!("CARGO_BIN_EXE_ironwal"))
-            .args(["verify", dir.to_str().unwrap()])
-            .output()
-            .unwrap();
-        if out.status.code() != Some(0) {
-            false_verdicts.push(format!("verify: {}", String::from_utf8_lossy(&out.stdout)));
-        }
+        false_verdicts.extend(verify_verdict(&dir));
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -37,6 +37,18 @@ pub(crate) struct Source {
     pub(crate) start: u64,
 }
 
+impl Source {
+    /// All of the segment file at `path`.
+    pub(crate) fn whole(id: Option<SegmentId>, path: PathBuf) -> Self {
+        Source {
+            id,
+            path,
+            limit: None,
+            start: 0,
+        }
+    }
+}
+
 /// Reads the operations of a log directory or a single segment file in
 /// order, under a [`RecoveryMode`], never writing anything to the log
 /// (the one exception: a directory whose in-place repair a crash
@@ -116,12 +128,6 @@ impl LogReader {
         mode: RecoveryMode,
     ) -> Result<Self> {
         let path = path.as_ref();
-        let source = |id, path| Source {
-            id,
-            path,
-            limit: None,
-            start: 0,
-        };
         match storage.kind_of(path).map_err(Error::io(path))? {
             PathKind::Missing => Err(Error::NotFound {
                 path: path.to_path_buf(),
@@ -146,7 +152,7 @@ impl LogReader {
                     .file_name()
                     .and_then(|n| n.to_str())
                     .and_then(SegmentId::parse);
-                let sources = vec![source(id, path.to_path_buf())];
+                let sources = vec![Source::whole(id, path.to_path_buf())];
                 Ok(Self::from_sources(storage, sources, mode))
             }
         }
@@ -162,12 +168,7 @@ impl LogReader {
         let (segments, (record, state)) = consistent_listing(&*storage, dir)?;
         let sources = segments
             .into_iter()
-            .map(|(id, path)| Source {
-                id: Some(id),
-                path,
-                limit: None,
-                start: 0,
-            })
+            .map(|(id, path)| Source::whole(Some(id), path))
             .collect();
         Ok(Self::from_sources(storage, sources, mode).with_record(dir, record.as_ref(), state))
     }

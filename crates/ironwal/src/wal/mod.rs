@@ -107,12 +107,7 @@ impl Wal {
 
         let sources = list_segments(&*storage, &dir)?
             .into_iter()
-            .map(|(id, path)| Source {
-                id: Some(id),
-                path,
-                limit: None,
-                start: 0,
-            })
+            .map(|(id, path)| Source::whole(Some(id), path))
             .collect();
         let (record, record_state) = SegmentRecord::load(&*storage, &dir)?;
         let (report, mut index) =

@@ -70,6 +70,21 @@ pub fn read_from(
 }
 
 /// Copies a directory's files (not recursive) into a new temporary directory.
+/// A log in `dir` with 4 KiB segments (no preallocation, syncs only when
+/// asked), filled with 300-byte values until it has `segments` segments.
+pub fn small_segments(dir: &Path, segments: usize) -> ironwal::Wal {
+    let options = ironwal::Options::default()
+        .preallocate(false)
+        .max_segment_size(4096)
+        .sync_policy(ironwal::SyncPolicy::Never);
+    let wal = ironwal::Wal::open(dir, options).unwrap();
+    while wal.segments().len() < segments {
+        let n = wal.next_seq().get();
+        wal.put(&n.to_be_bytes(), &[(n % 251) as u8; 300]).unwrap();
+    }
+    wal
+}
+
 pub fn copy_dir(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -215,15 +215,7 @@ fn a_subscription_yields_only_durable_entries() {
 #[test]
 fn entries_removed_before_the_follower_reads_them_are_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options::default()
-        .preallocate(false)
-        .max_segment_size(4096)
-        .sync_policy(SyncPolicy::Never);
-    let wal = Wal::open(dir.path(), options).unwrap();
-    while wal.segments().len() < 6 {
-        let n = wal.next_seq().get();
-        wal.put(&n.to_be_bytes(), &[2; 300]).unwrap();
-    }
+    let wal = crate::common::small_segments(dir.path(), 6);
     wal.flush().unwrap();
     let segments = wal.segments();
     let mut follower = Follower::open(dir.path(), Seq::ZERO).unwrap();

@@ -4,7 +4,9 @@
 
 use std::os::unix::fs::FileExt;
 
-use ironwal::{LogReader, Options, RecoveryMode, SyncPolicy, Wal};
+use std::path::Path;
+
+use ironwal::{LogReader, Options, RecoveryMode, RecoveryReport, SyncPolicy, Wal};
 
 /// A record header whose payload is not all there: what a reader sees of
 /// a write still in flight.
@@ -14,6 +16,20 @@ fn half_record() -> Vec<u8> {
     bytes.push(1); // Full
     bytes.extend_from_slice(&[7; 50]); // 50 of the 300 bytes
     bytes
+}
+
+/// Writes `tip` at the end of `segment`, then reads the log in `dir`.
+fn read_after_tip(dir: &Path, segment: &Path, tip: &[u8]) -> RecoveryReport {
+    let end = std::fs::metadata(segment).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment)
+        .unwrap();
+    file.write_all_at(tip, end).unwrap();
+    LogReader::open(dir, RecoveryMode::TolerateTornTail)
+        .unwrap()
+        .finish()
+        .unwrap()
 }
 
 #[test]
@@ -27,18 +43,8 @@ fn a_live_writers_unfinished_tip_is_in_flight_not_torn() {
         wal.put(&i.to_be_bytes(), b"value").unwrap();
     }
     let segment = wal.segments().last().unwrap().path.clone();
-    let end = std::fs::metadata(&segment).unwrap().len();
     let tip = half_record();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap();
-    file.write_all_at(&tip, end).unwrap();
-
-    let report = LogReader::open(dir.path(), RecoveryMode::TolerateTornTail)
-        .unwrap()
-        .finish()
-        .unwrap();
+    let report = read_after_tip(dir.path(), &segment, &tip);
     assert_eq!(report.entries, 100);
     assert!(report.dropped.is_empty(), "{:?}", report.dropped);
     assert_eq!(report.in_flight, Some(tip.len() as u64));
@@ -46,12 +52,7 @@ fn a_live_writers_unfinished_tip_is_in_flight_not_torn() {
     // The writer gone (its close cuts what it did not write), the same
     // bytes are what a crash leaves: a torn tail.
     wal.close().unwrap();
-    let end = std::fs::metadata(&segment).unwrap().len();
-    file.write_all_at(&tip, end).unwrap();
-    let report = LogReader::open(dir.path(), RecoveryMode::TolerateTornTail)
-        .unwrap()
-        .finish()
-        .unwrap();
+    let report = read_after_tip(dir.path(), &segment, &tip);
     assert_eq!(report.entries, 100);
     assert_eq!(report.in_flight, None);
     assert_eq!(report.torn_tail().map(|d| d.len), Some(tip.len() as u64));
@@ -63,15 +64,7 @@ fn a_live_writers_unfinished_tip_is_in_flight_not_torn() {
 #[test]
 fn segments_removed_while_a_reader_reads_are_skipped_and_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let options = Options::default()
-        .preallocate(false)
-        .max_segment_size(4096)
-        .sync_policy(SyncPolicy::Never);
-    let wal = Wal::open(dir.path(), options).unwrap();
-    while wal.segments().len() < 5 {
-        let n = wal.next_seq().get();
-        wal.put(&n.to_be_bytes(), &[1; 300]).unwrap();
-    }
+    let wal = crate::common::small_segments(dir.path(), 5);
     wal.sync().unwrap();
     let segments = wal.segments();
     let mut reader = LogReader::open(dir.path(), RecoveryMode::TolerateTornTail).unwrap();
