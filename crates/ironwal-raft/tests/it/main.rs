@@ -3,6 +3,7 @@
 
 mod cluster;
 mod crash;
+mod held;
 mod purge;
 mod reopen;
 mod suite;
