@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::LogReader;
 use crate::error::{Error, Result};
-use crate::reader::{next_item, valid_after, Next, Problem, SegmentScanner};
+use crate::reader::{next_item, valid_after, Assembler, Next, Problem, SegmentScanner};
 use crate::storage::OpenMode;
 
 /// How long damage in a live writer's active segment must stay before it is
@@ -44,8 +44,10 @@ impl LogReader {
     }
 
     /// Reads the entry at `unit` of the segment being read again, while a
-    /// writer may still be writing it (see the module comment). A confirmed
-    /// problem comes back as it reads now, with the reader set to judge it.
+    /// writer may still be writing it (see the module comment). The
+    /// re-reads use a scanner and an assembler of their own: unless the
+    /// entry now reads (or is the live writer's tip), the reader's state is
+    /// left exactly as it was, and the problem is judged as found.
     pub(super) fn recheck_live(&mut self, unit: u64, problem: Problem) -> Result<Recheck> {
         // Only the last segment listed can be the one being written.
         let active = self.next_source == self.sources.len();
@@ -57,10 +59,18 @@ impl LogReader {
             // Always from a fresh look at the file: the length the reader
             // took may be from before the writer's last write.
             let mut scanner = self.scanner_from(unit)?;
-            self.asm.restart();
-            let next = next_item(&mut scanner, &mut self.asm).map_err(Error::io(&self.path))?;
-            self.asm.restart();
+            let mut asm = Assembler::default();
+            let next = next_item(&mut scanner, &mut asm).map_err(Error::io(&self.path))?;
             let live = self.writer_live();
+            // With no writer, only a file that changed since the reader
+            // measured it can read differently now.
+            let grew = self
+                .scanner
+                .as_ref()
+                .is_some_and(|s| s.len() != scanner.len());
+            if !live && !grew {
+                return Ok(Recheck::Confirmed(problem));
+            }
             let Next::Problem(now) = next else {
                 if live {
                     tracing::debug!(segment = %self.path.display(), unit, kind = %problem.kind, "a live writer's entry was in flight");
@@ -68,20 +78,25 @@ impl LogReader {
                 self.resume_at(scanner, unit);
                 return Ok(Recheck::Resolved);
             };
-            if !live || started.elapsed() >= PATIENCE {
+            if !live {
+                return Ok(Recheck::Confirmed(problem));
+            }
+            if started.elapsed() >= PATIENCE {
                 let after = valid_after(&mut scanner, &now).map_err(Error::io(&self.path))?;
+                if after {
+                    return Ok(Recheck::Confirmed(problem));
+                }
                 self.resume_at(scanner, unit);
-                return Ok(match live && !after {
-                    true => Recheck::InFlight,
-                    false => Recheck::Confirmed(now),
-                });
+                return Ok(Recheck::InFlight);
             }
             std::thread::sleep(PAUSE);
         }
     }
 
-    /// Goes on reading the segment with `scanner`, from `unit`.
+    /// Goes on reading the segment with `scanner`, from `unit`, the start
+    /// of the entry the reader was assembling (which is dropped).
     fn resume_at(&mut self, mut scanner: SegmentScanner, unit: u64) {
+        self.asm.restart();
         scanner.seek(unit);
         if let Some(segment) = self.report.segments.last_mut() {
             segment.len = scanner.len();

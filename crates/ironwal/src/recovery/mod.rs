@@ -91,6 +91,9 @@ pub struct LogReader {
     next_missing: usize,
     /// Whether a missing segment was reported just before the current one.
     missing_before_current: bool,
+    /// Whether a segment removed while reading was skipped just before the
+    /// next one opened: where the log goes on is then unknown too.
+    removed_before_next: bool,
     /// The directory the segment record describes.
     record_dir: PathBuf,
     scanner: Option<SegmentScanner>,
@@ -206,6 +209,7 @@ impl LogReader {
             missing: Vec::new(),
             next_missing: 0,
             missing_before_current: false,
+            removed_before_next: false,
             record_dir: PathBuf::new(),
             sources,
             next_source: 0,
@@ -383,10 +387,12 @@ impl LogReader {
         if self.stopped_at_missing(index)? {
             return Ok(());
         }
+        self.missing_before_current |= std::mem::take(&mut self.removed_before_next);
         let opened = match self.open_source(index) {
             Err(Error::Io { path, source }) if self.removed_meanwhile(&source) => {
                 tracing::info!(segment = %path.display(), "a segment was removed while the log was read");
                 self.report.removed_segments.push(path);
+                self.removed_before_next = true;
                 self.next_source += 1;
                 return Ok(());
             }
