@@ -51,7 +51,8 @@ impl LogReader {
     pub(super) fn recheck_live(&mut self, unit: u64, problem: Problem) -> Result<Recheck> {
         // Only the last segment listed can be the one being written.
         let active = self.next_source == self.sources.len();
-        if !active || self.live_dir.is_none() {
+        let again = self.resumed_at.take() == Some((self.next_source, unit));
+        if !active || again || self.live_dir.is_none() {
             return Ok(Recheck::Confirmed(problem));
         }
         let started = Instant::now();
@@ -76,6 +77,7 @@ impl LogReader {
                     tracing::debug!(segment = %self.path.display(), unit, kind = %problem.kind, "a live writer's entry was in flight");
                 }
                 self.resume_at(scanner, unit);
+                self.resumed_at = Some((self.next_source, unit));
                 return Ok(Recheck::Resolved);
             };
             if !live {

@@ -112,6 +112,10 @@ pub struct LogReader {
     /// file exists): damage in the active segment is checked again before
     /// it is reported (see `live`).
     live_dir: Option<PathBuf>,
+    /// Where a re-read beside a live writer last let reading go on (the
+    /// source's index and the entry's offset): a problem found there again
+    /// is judged, not read again, so a reader cannot loop on it.
+    resumed_at: Option<(usize, u64)>,
     /// When asked for ([`Self::collect_index`]): sparse index points of
     /// each segment read, by path.
     index: Option<Vec<SegmentIndexPoints>>,
@@ -223,6 +227,7 @@ impl LogReader {
             report: RecoveryReport::new(mode),
             done: false,
             live_dir: None,
+            resumed_at: None,
             index: None,
         }
     }
