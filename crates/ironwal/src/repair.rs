@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::recovery::LogReader;
 use crate::report::RecoveryMode;
-use crate::salvage::{copy_intact, SalvageReport};
+use crate::salvage::{copy_intact, read_back, SalvageReport};
 use crate::segment::{list_segments, lock_dir, SegmentId};
 use crate::segment_record::RECORD_FILE;
 use crate::storage::{default_storage, write_atomically, PathKind, Storage};
@@ -113,7 +113,7 @@ pub fn repair_in_place_with(
         .filter_map(|p| p.file_name()?.to_str()?.strip_suffix(STAGED))
         .map(str::to_owned)
         .collect();
-    let verified = verify_staged(&storage, &salvage)
+    let verified = read_back(&storage, &salvage.written, salvage.entries)
         .and_then(|()| storage.sync_dir(dir).map_err(Error::io(dir)));
     if let Err(e) = verified {
         remove_staged(&*storage, dir)?;
@@ -190,24 +190,6 @@ fn remove_staged(storage: &dyn Storage, dir: &Path) -> Result<()> {
         storage.sync_dir(dir).map_err(Error::io(dir))?;
     }
     Ok(())
-}
-
-/// Reads each staged segment back strictly: the repair swaps in only
-/// what reads clean and holds every entry it copied.
-fn verify_staged(storage: &Arc<dyn Storage>, salvage: &SalvageReport) -> Result<()> {
-    let mut entries = 0;
-    for path in &salvage.written {
-        let mut reader = LogReader::open_with(Arc::clone(storage), path, RecoveryMode::Strict)?;
-        while let Some(item) = reader.next_item()? {
-            entries += item.len() as u64;
-        }
-    }
-    match entries == salvage.entries {
-        true => Ok(()),
-        false => Err(Error::Internal(
-            "the repaired segments do not read back whole",
-        )),
-    }
 }
 
 fn kind(storage: &dyn Storage, path: &Path) -> Result<PathKind> {

@@ -84,7 +84,7 @@ pub fn salvage_with(
     let checked = storage
         .sync_dir(dest)
         .map_err(Error::io(dest))
-        .and_then(|()| read_back(&storage, dest, report.entries));
+        .and_then(|()| read_back(&storage, &[dest], report.entries));
     if let Err(e) = checked {
         remove_all(&*storage, &report.written);
         return Err(e);
@@ -92,17 +92,23 @@ pub fn salvage_with(
     Ok(report)
 }
 
-/// Reads the copy in `dest` back strictly: it must read clean and hold
-/// every operation copied.
-fn read_back(storage: &Arc<dyn Storage>, dest: &Path, entries: u64) -> Result<()> {
-    let mut reader = LogReader::open_with(Arc::clone(storage), dest, RecoveryMode::Strict)?;
+/// Reads each of `paths` (a log directory or segment files) back strictly:
+/// the copy must read clean and hold every operation copied, `entries`.
+pub(crate) fn read_back<P: AsRef<Path>>(
+    storage: &Arc<dyn Storage>,
+    paths: &[P],
+    entries: u64,
+) -> Result<()> {
     let mut read = 0;
-    while let Some(item) = reader.next_item()? {
-        read += item.len() as u64;
+    for path in paths {
+        let mut reader = LogReader::open_with(Arc::clone(storage), path, RecoveryMode::Strict)?;
+        while let Some(item) = reader.next_item()? {
+            read += item.len() as u64;
+        }
     }
     match read == entries {
         true => Ok(()),
-        false => Err(Error::Internal("the salvaged log does not read back whole")),
+        false => Err(Error::Internal("the copy does not read back whole")),
     }
 }
 

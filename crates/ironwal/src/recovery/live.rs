@@ -28,9 +28,10 @@ pub(super) enum Recheck {
     /// Still unreadable at the end of the segment, with the writer still
     /// there and nothing valid after it: the writer's work in progress.
     InFlight,
-    /// Damage, to be dealt with as the mode says (the log is not live, the
-    /// problem is not in the active segment, or it stayed): as it reads now.
-    Confirmed(Problem),
+    /// Damage, to be dealt with as the mode says, as the reader found it
+    /// (the log is not live, the problem is not in the active segment, or
+    /// it stayed).
+    Confirmed,
 }
 
 impl LogReader {
@@ -48,12 +49,12 @@ impl LogReader {
     /// re-reads use a scanner and an assembler of their own: unless the
     /// entry now reads (or is the live writer's tip), the reader's state is
     /// left exactly as it was, and the problem is judged as found.
-    pub(super) fn recheck_live(&mut self, unit: u64, problem: Problem) -> Result<Recheck> {
+    pub(super) fn recheck_live(&mut self, unit: u64, problem: &Problem) -> Result<Recheck> {
         // Only the last segment listed can be the one being written.
         let active = self.next_source == self.sources.len();
         let again = self.resumed_at.take() == Some((self.next_source, unit));
         if !active || again || self.live_dir.is_none() {
-            return Ok(Recheck::Confirmed(problem));
+            return Ok(Recheck::Confirmed);
         }
         let started = Instant::now();
         loop {
@@ -70,7 +71,7 @@ impl LogReader {
                 .as_ref()
                 .is_some_and(|s| s.len() != scanner.len());
             if !live && !grew {
-                return Ok(Recheck::Confirmed(problem));
+                return Ok(Recheck::Confirmed);
             }
             let Next::Problem(now) = next else {
                 if live {
@@ -81,12 +82,12 @@ impl LogReader {
                 return Ok(Recheck::Resolved);
             };
             if !live {
-                return Ok(Recheck::Confirmed(problem));
+                return Ok(Recheck::Confirmed);
             }
             if started.elapsed() >= PATIENCE {
                 let after = valid_after(&mut scanner, &now).map_err(Error::io(&self.path))?;
                 if after {
-                    return Ok(Recheck::Confirmed(problem));
+                    return Ok(Recheck::Confirmed);
                 }
                 self.resume_at(scanner, unit);
                 return Ok(Recheck::InFlight);

@@ -248,14 +248,14 @@ impl LogReader {
             .asm
             .unit_start()
             .map_or(problem.offset, |start| start.min(problem.offset));
-        let problem = match self.recheck_live(unit, problem)? {
+        match self.recheck_live(unit, &problem)? {
             Recheck::Resolved => return Ok(()),
             Recheck::InFlight => {
                 self.in_flight(unit);
                 return Ok(());
             }
-            Recheck::Confirmed(problem) => problem,
-        };
+            Recheck::Confirmed => {}
+        }
         self.report.claimed_seq = self.asm.claimed().map(Seq::new);
         // A sealed segment was synced before the record listed it: damage in
         // it is never an interrupted write.

@@ -54,13 +54,10 @@ struct Config {
     max_segment_size: u64,
     /// Unsynced bytes of the active segment at which the background syncer
     /// is asked for a sync ([`Options::background_sync_bytes`], where the
-    /// sync policy can let that many accumulate).
+    /// sync policy can let that many accumulate). With background syncs, the syncer also starts the write-back of
+    /// every [`WRITE_BEHIND_STEP`] written, so the fdatasync that seals a
+    /// segment finds little left to write.
     background_sync: Option<u64>,
-    /// Whether the background syncer starts the write-back of every
-    /// [`WRITE_BEHIND_STEP`] written (with background syncs, under the lazy
-    /// policies), so the fdatasync that seals a segment finds little left
-    /// to write.
-    write_behind: bool,
 }
 
 /// Bytes written between two write-back hints (`StorageFile::start_writeback`).
@@ -78,7 +75,6 @@ impl Config {
             write_buffer_size: options.write_buffer_size,
             max_segment_size: options.max_segment_size,
             background_sync,
-            write_behind: background_sync.is_some(),
         }
     }
 }

@@ -47,7 +47,8 @@ pub(super) struct SegmentMeta {
     /// Bytes of the segment that hold the log (for a sealed segment; the
     /// active one's is `Active::written`). Past it: zeros or nothing.
     pub(super) len: u64,
-    /// Where entries start, every 64 KiB or so (shared by the clones).
+    /// Where entries start, a point every 32 to 64 KiB (shared by the
+    /// clones; see `sparse_index`).
     pub(super) index: Arc<SparseIndex>,
 }
 

@@ -201,14 +201,11 @@ impl Round<'_, '_> {
         st.written_seq = upto;
         st.written_bytes += len;
         if !self.holds.sync {
-            let config = &self.group.config;
-            if let Some(every) = config.background_sync {
+            if let Some(every) = self.group.config.background_sync {
                 let unsynced = st.active.written - st.active.synced;
                 if !st.syncing && unsynced >= every {
                     st.background_sync_due = true;
                 }
-            }
-            if config.write_behind {
                 st.note_written();
             }
         }
