@@ -148,13 +148,23 @@ impl Wal {
         let prealloc = (options.preallocate && options.sync_policy == SyncPolicy::Always)
             .then_some(options.max_segment_size);
         remove_stale_prepared(&*storage, &dir)?;
-        let active = match (sealed.pop(), report.segments.last()) {
+        // A process that died between a write and its fdatasync leaves the
+        // last segment's tail in the page cache only. This log reports what
+        // it recovered as durable (and a Raft follower acknowledges it to
+        // its leader), so make it so before anything is appended.
+        let last_file = match sealed.last() {
+            Some(meta) => Some(
+                storage
+                    .open(&meta.path, OpenMode::ReadWrite)
+                    .and_then(|file| file.sync_data().map(|()| file))
+                    .map_err(Error::io(&*meta.path))?,
+            ),
+            None => None,
+        };
+        let active = match (sealed.pop(), report.segments.last(), last_file) {
             // Continue the last segment while it has room (kevo's ReuseWAL
             // does the same), so restarts do not leave a file each.
-            (Some(meta), Some(last)) if last.valid_len < options.max_segment_size => {
-                let file = storage
-                    .open(&meta.path, OpenMode::ReadWrite)
-                    .map_err(Error::io(&*meta.path))?;
+            (Some(meta), Some(last), Some(file)) if last.valid_len < options.max_segment_size => {
                 Active {
                     meta,
                     file,
@@ -163,7 +173,7 @@ impl Wal {
                     hinted: last.valid_len,
                 }
             }
-            (meta, _) => {
+            (meta, _, _) => {
                 let after = meta.as_ref().map(|m| m.id);
                 sealed.extend(meta);
                 Active::new(create_segment(&*storage, &dir, after)?)
