@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use ironwal::{Entry, Seq, Wal};
 
+/// A linearizability checker for key-value histories, one register per key.
+pub mod linearizable;
+
 /// A small seeded generator (SplitMix64): the same sequence for the same
 /// seed on every platform, so every randomized run replays from the seed
 /// it prints.
