@@ -13,12 +13,18 @@
 //! $bin status --addr 127.0.0.1:21003
 //! ```
 //!
+//! `put` and `get` go through the leader (following its hint once); `get`
+//! is linearizable (openraft's `ensure_linearizable`). The chaos harness
+//! (`examples/chaos`) starts nodes with `--journal`, to learn which bytes
+//! each fdatasync made durable (`journal.rs`).
+//!
 //! The protocol is one JSON object per line over TCP (see `rpc.rs`). The
 //! state machine lives in memory: a restarted node rebuilds it from its
 //! ironwal log (openraft re-applies the committed entries), then catches
 //! up from the leader. Snapshots are switched off, so the log is never
 //! purged and a restart always replays it.
 
+mod journal;
 mod network;
 mod rpc;
 mod server;
@@ -33,6 +39,7 @@ use ironwal_raft::{LogStore, StoreOptions};
 use openraft::{Config, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 
+use crate::journal::JournalStorage;
 use crate::rpc::{Conn, Request, Response};
 
 #[derive(Parser)]
@@ -54,6 +61,14 @@ enum Command {
         /// Directory of the node's ironwal log.
         #[arg(long)]
         dir: PathBuf,
+        /// Notes which bytes each fdatasync made durable in this file, for
+        /// the chaos harness (`journal.rs`).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// Breaks the node on purpose: fdatasync reports success without
+        /// syncing. Only for proving that the chaos test catches it.
+        #[arg(long, requires = "journal")]
+        lying_fsync: bool,
     },
     /// Makes the given nodes a cluster: `ID=ADDR` each.
     Init {
@@ -68,7 +83,7 @@ enum Command {
         key: String,
         value: String,
     },
-    /// Reads a key from one node's state machine.
+    /// Reads a key, linearizably, through the leader.
     Get {
         #[arg(long)]
         addr: String,
@@ -86,7 +101,19 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
     match Args::parse().command {
-        Command::Node { id, addr, dir } => run_node(id, &addr, dir).await,
+        Command::Node {
+            id,
+            addr,
+            dir,
+            journal,
+            lying_fsync,
+        } => {
+            let mut options = StoreOptions::default();
+            if let Some(journal) = journal {
+                options.wal.storage = Arc::new(JournalStorage::new(&journal, lying_fsync)?);
+            }
+            run_node(id, &addr, dir, options).await
+        }
         Command::Init { addr, members } => {
             let mut map = BTreeMap::new();
             for member in members {
@@ -95,32 +122,32 @@ async fn main() -> Result<(), Error> {
             }
             print(&addr, Request::Init(map)).await
         }
-        Command::Put {
-            mut addr,
-            key,
-            value,
-        } => {
-            // Follow the leader hint once.
-            let request = || {
+        Command::Put { addr, key, value } => {
+            via_leader(&addr, || {
                 Request::Write(KvRequest::Set {
                     key: key.clone(),
                     value: value.clone(),
                 })
-            };
-            let response = Conn::connect(&addr).await?.call(&request()).await?;
-            if let Response::NotLeader {
-                leader: Some((_, node)),
-            } = response
-            {
-                addr = node.addr;
-                return print(&addr, request()).await;
-            }
-            println!("{}", serde_json::to_string(&response)?);
-            Ok(())
+            })
+            .await
         }
-        Command::Get { addr, key } => print(&addr, Request::Read(vec![key])).await,
+        Command::Get { addr, key } => via_leader(&addr, || Request::Get(key.clone())).await,
         Command::Status { addr } => print(&addr, Request::Status).await,
     }
+}
+
+/// Sends a request that only the leader answers, following the leader
+/// hint once.
+async fn via_leader(addr: &str, request: impl Fn() -> Request) -> Result<(), Error> {
+    let response = Conn::connect(addr).await?.call(&request()).await?;
+    if let Response::NotLeader {
+        leader: Some((_, node)),
+    } = response
+    {
+        return print(&node.addr, request()).await;
+    }
+    println!("{}", serde_json::to_string(&response)?);
+    Ok(())
 }
 
 async fn print(addr: &str, request: Request) -> Result<(), Error> {
@@ -129,8 +156,8 @@ async fn print(addr: &str, request: Request) -> Result<(), Error> {
     Ok(())
 }
 
-async fn run_node(id: u64, addr: &str, dir: PathBuf) -> Result<(), Error> {
-    let store = LogStore::open(&dir, StoreOptions::default())?;
+async fn run_node(id: u64, addr: &str, dir: PathBuf, options: StoreOptions) -> Result<(), Error> {
+    let store = LogStore::open(&dir, options)?;
     let recovered = store.recovered().clone();
     eprintln!("node {id}: recovered {recovered}");
     let config = Config {

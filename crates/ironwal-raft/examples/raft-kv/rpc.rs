@@ -28,6 +28,9 @@ pub enum Request {
     Write(KvRequest),
     /// Values of keys in this node's state machine (no leader check).
     Read(Vec<String>),
+    /// A key's value, linearizable: answered by the leader only, once it
+    /// has confirmed it still leads and applied every write before the read.
+    Get(String),
     Status,
 }
 
@@ -47,6 +50,8 @@ pub enum Response {
     },
     Failed(String),
     Values(Vec<Option<String>>),
+    /// The answer to a `Get`.
+    Value(Option<String>),
     Status(Status),
 }
 

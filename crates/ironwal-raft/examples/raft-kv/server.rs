@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ironwal_raft::kv::{KvStateMachine, KvTypeConfig};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use tokio::net::TcpListener;
 
@@ -57,6 +57,15 @@ impl Node {
                     index: written.log_id.index,
                 },
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+                    Response::NotLeader {
+                        leader: to.leader_id.zip(to.leader_node),
+                    }
+                }
+                Err(e) => Response::Failed(e.to_string()),
+            },
+            Request::Get(key) => match self.raft.ensure_linearizable().await {
+                Ok(_) => Response::Value(self.kv.get(&key)),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
                     Response::NotLeader {
                         leader: to.leader_id.zip(to.leader_node),
                     }

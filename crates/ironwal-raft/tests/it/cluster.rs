@@ -26,22 +26,6 @@ const PHASE: Duration = Duration::from_secs(30);
 /// The longest one request may take.
 const CALL: Duration = Duration::from_secs(10);
 
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/raft-kv
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary lives in target/<profile>/deps");
-    let bin = profile_dir.join("examples").join("raft-kv");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p ironwal-raft --example raft-kv` (plain `cargo test` builds it)",
-        bin.display()
-    );
-    bin
-}
-
 /// A connection to a node speaking the example's JSON-lines protocol.
 struct Client {
     reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
@@ -100,7 +84,7 @@ impl Cluster {
             })
             .collect();
         let mut cluster = Cluster {
-            bin: example_binary(),
+            bin: crate::example_binary("raft-kv"),
             dir: tempfile::tempdir().unwrap(),
             addrs,
             nodes: Vec::new(),

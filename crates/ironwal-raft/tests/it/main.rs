@@ -1,6 +1,8 @@
 //! Integration tests of ironwal-raft: openraft's conformance suite, reopen,
-//! simulated power loss, retention, and the 3-node example cluster.
+//! simulated power loss, retention, the 3-node example cluster and the
+//! chaos harness.
 
+mod chaos;
 mod cluster;
 mod crash;
 mod held;
@@ -15,6 +17,25 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vot
 
 pub(crate) type C = KvTypeConfig;
 pub(crate) type Store = LogStore<C>;
+
+/// The path of the example `name`, which `cargo test` builds; with a
+/// filtered build (`cargo test --test it`) build it first: `cargo build -p
+/// ironwal-raft --examples`.
+pub(crate) fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("examples").join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p ironwal-raft --examples` (plain `cargo test` builds it)",
+        bin.display()
+    );
+    bin
+}
 
 /// The log id of `index` proposed by node 1 in `term`.
 pub(crate) fn log_id(term: u64, index: u64) -> LogId<u64> {
