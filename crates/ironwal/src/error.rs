@@ -180,6 +180,9 @@ pub enum InvalidOption {
     /// A zero [`SyncPolicy::Interval`](crate::SyncPolicy::Interval).
     #[error("SyncPolicy::Interval needs a period above zero")]
     SyncInterval,
+    /// [`Options::first_seq`](crate::Options::first_seq) is zero.
+    #[error("first_seq must be above zero")]
+    FirstSeq,
 }
 
 /// What is wrong with the bytes at a corrupt place.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, InvalidOption, Result};
 use crate::report::RecoveryMode;
+use crate::seq::Seq;
 use crate::storage::{default_storage, Storage};
 
 /// When appended entries are made durable (fdatasync).
@@ -120,6 +121,12 @@ pub struct Options {
     /// `None` syncs only as the policy says (and on sealing), with no
     /// write-back hints. Default 8 MiB.
     pub background_sync_bytes: Option<u64>,
+    /// The sequence number of the first entry of a log that has none yet
+    /// (a new directory, or one whose segments hold no entry); a log with
+    /// entries continues after its last one. For rebuilding a log whose
+    /// numbering starts later, such as one that retention shortened
+    /// (`ironwal load` uses it). Default 1; must be above zero.
+    pub first_seq: Seq,
     /// The file system. Default: the real one.
     pub storage: Arc<dyn Storage>,
 }
@@ -134,6 +141,7 @@ impl Default for Options {
             preallocate: true,
             commit_delay: None,
             background_sync_bytes: Some(8 * 1024 * 1024),
+            first_seq: Seq::new(1),
             storage: default_storage(),
         }
     }
@@ -206,6 +214,12 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::first_seq`].
+    pub fn first_seq(mut self, seq: Seq) -> Self {
+        self.first_seq = seq;
+        self
+    }
+
     /// Sets [`Options::storage`].
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
@@ -218,6 +232,9 @@ impl Options {
         }
         if self.write_buffer_size == 0 {
             return Err(Error::InvalidOption(InvalidOption::WriteBufferSize));
+        }
+        if self.first_seq == Seq::ZERO {
+            return Err(Error::InvalidOption(InvalidOption::FirstSeq));
         }
         if self.background_sync_bytes == Some(0) {
             return Err(Error::InvalidOption(InvalidOption::BackgroundSyncBytes));

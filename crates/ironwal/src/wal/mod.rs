@@ -205,7 +205,7 @@ impl Wal {
         } else {
             report.highest_seq
         };
-        let highest = last.unwrap_or(Seq::ZERO);
+        let highest = last.unwrap_or(Seq::new(options.first_seq.get() - 1));
         let Some(next) = highest.checked_add(1) else {
             return Err(Error::SequenceExhausted);
         };

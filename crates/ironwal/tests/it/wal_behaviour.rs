@@ -193,6 +193,33 @@ fn dropping_without_close_keeps_buffered_entries() {
 // Sequences.
 
 #[test]
+fn a_new_log_starts_at_first_seq_and_an_existing_one_ignores_it() {
+    for store in Store::both() {
+        let options = || store.options().first_seq(Seq::new(100));
+        let wal = Wal::open(store.dir(), options()).unwrap();
+        assert_eq!(wal.next_seq(), Seq::new(100), "{}", store.name());
+        assert_eq!(wal.put(b"a", b"1").unwrap(), Seq::new(100));
+        wal.close().unwrap();
+
+        let wal = Wal::open(store.dir(), store.options().first_seq(Seq::new(5000))).unwrap();
+        assert_eq!(
+            wal.put(b"b", b"2").unwrap(),
+            Seq::new(101),
+            "{}",
+            store.name()
+        );
+        let seqs: Vec<Seq> = replay_all(&wal).iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [Seq::new(100), Seq::new(101)]);
+        wal.close().unwrap();
+
+        match Wal::open(store.dir(), store.options().first_seq(Seq::ZERO)) {
+            Err(Error::InvalidOption(ironwal::InvalidOption::FirstSeq)) => {}
+            other => panic!("{}: expected InvalidOption, got {other:?}", store.name()),
+        }
+    }
+}
+
+#[test]
 fn sequences_continue_across_reopen() {
     for store in Store::both() {
         let mut want = Vec::new();
