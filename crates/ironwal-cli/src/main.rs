@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 mod output;
@@ -36,6 +36,16 @@ enum Command {
     Tail(cmd::tail::Args),
     /// Write a workload into a fresh log, replay it, and print throughput.
     Bench(cmd::bench::Args),
+    /// Build a new log from JSON lines (what `dump --json` prints).
+    Load(cmd::load::Args),
+    /// Print a shell completion script (source it, or install it where
+    /// your shell looks for completions).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `ironwal man > ironwal.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -47,6 +57,16 @@ fn main() -> ExitCode {
         Command::Repair(args) => cmd::repair::run(&args),
         Command::Tail(args) => cmd::tail::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
+        Command::Load(args) => cmd::load::run(&args),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "ironwal", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,7 @@ use std::io;
 
 use clap::ValueEnum;
 use ironwal::{EntryRef, RecoveryMode, RecoveryReport, SegmentId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A recovery mode as a command-line value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,35 +30,43 @@ impl From<Mode> for RecoveryMode {
     }
 }
 
-/// One entry as `dump --json` prints it.
-#[derive(Debug, Serialize)]
+/// One entry as `dump --json` prints it, and as `load` reads it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JsonEntry {
     pub seq: u64,
-    pub op: &'static str,
+    pub op: String,
     pub key: String,
     pub value: Option<String>,
+    /// For an entry written in a batch: the batch's first sequence number
+    /// (as far as the dump shows it), the same for all its entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
 }
 
-impl From<&EntryRef<'_>> for JsonEntry {
-    fn from(e: &EntryRef<'_>) -> Self {
+impl JsonEntry {
+    fn new(e: &EntryRef<'_>, batch: Option<u64>) -> Self {
         JsonEntry {
             seq: e.seq.get(),
-            op: e.op.as_str(),
+            op: e.op.as_str().to_owned(),
             key: hex::encode(e.key),
             value: e.value.map(hex::encode),
+            batch,
         }
     }
 }
 
-/// Prints one entry: a `dump --json` object, or a tab-separated line of
+/// Prints one entry: a `dump --json` object (with `batch`, the batch's
+/// first sequence, for an entry of a batch), or a tab-separated line of
 /// sequence, op, key and value (`-` for a delete).
 pub fn print_entry(
     out: &mut impl std::io::Write,
     entry: &EntryRef<'_>,
     json: bool,
+    batch: Option<u64>,
 ) -> anyhow::Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, &JsonEntry::from(entry))?;
+        serde_json::to_writer(&mut *out, &JsonEntry::new(entry, batch))?;
         out.write_all(b"\n")?;
     } else {
         let value = entry.value.map_or_else(|| "-".to_owned(), escape);

@@ -22,7 +22,8 @@ pub struct Args {
     /// How damage is handled.
     #[arg(long, value_enum, default_value = "tolerate-torn-tail")]
     pub mode: Mode,
-    /// One JSON object per line: {"seq":N,"op":"put|delete|merge","key":"<hex>","value":"<hex>"|null}.
+    /// One JSON object per line: {"seq":N,"op":"put|delete|merge","key":"<hex>","value":"<hex>"|null},
+    /// plus "batch":<its first seq> for an entry written in a batch (what `ironwal load` reads).
     #[arg(long)]
     pub json: bool,
 }
@@ -32,8 +33,15 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let mut reader = LogReader::open(&args.path, mode)?.from_seq(Seq::new(args.from.unwrap_or(0)));
     let mut out = BufWriter::with_capacity(256 * 1024, io::stdout().lock());
     loop {
-        match reader.next_entry() {
-            Ok(Some(entry)) => print_entry(&mut out, &entry, args.json)?,
+        match reader.next_item() {
+            Ok(Some(item)) => {
+                let batch = item
+                    .is_batch()
+                    .then(|| item.iter().next().map(|e| e.seq.get()));
+                for entry in item.iter() {
+                    print_entry(&mut out, &entry, args.json, batch.flatten())?;
+                }
+            }
             Ok(None) => break,
             Err(error) => {
                 out.flush()?;

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod dump;
+pub mod load;
 pub mod repair;
 pub mod stats;
 pub mod tail;

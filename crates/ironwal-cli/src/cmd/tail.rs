@@ -77,7 +77,7 @@ fn print_next(
     };
     match next {
         Ok(Some(entry)) => {
-            print_entry(out, &entry, json)?;
+            print_entry(out, &entry, json, None)?;
             Ok(true)
         }
         Ok(None) => Ok(false),

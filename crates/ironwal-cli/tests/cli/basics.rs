@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use ironwal::{Options, SyncPolicy, Wal};
 use serde_json::Value;
 
-use crate::common::{ironwal, json_lines, snapshot, vectors};
+use crate::common::{ironwal, json_lines, manifest_entries, snapshot, vectors};
 
 #[test]
 fn dump_json_prints_every_vector_exactly_as_its_manifest() {
@@ -15,7 +15,7 @@ fn dump_json_prints_every_vector_exactly_as_its_manifest() {
         let entries = manifest["entries"].as_array().unwrap();
         let before = snapshot(&dir);
         let out = ironwal(&["dump", "--json", dir.to_str().unwrap()]);
-        let lines = json_lines(&out.stdout);
+        let lines = manifest_entries(&out.stdout);
         match manifest["expect"].as_str().unwrap() {
             "clean" | "torn_tail" => {
                 assert_eq!(
@@ -45,7 +45,11 @@ fn dump_json_prints_every_vector_exactly_as_its_manifest() {
                     dir.to_str().unwrap(),
                 ]);
                 assert_eq!(out.status.code(), Some(0), "{name}");
-                assert_eq!(&json_lines(&out.stdout), entries, "{name}: point-in-time");
+                assert_eq!(
+                    &manifest_entries(&out.stdout),
+                    entries,
+                    "{name}: point-in-time"
+                );
                 assert!(
                     String::from_utf8_lossy(&out.stderr).contains("dropped"),
                     "{name}"
@@ -103,7 +107,7 @@ fn dump_from_prints_the_suffix() {
         .filter(|e| e["seq"].as_u64() >= Some(20))
         .cloned()
         .collect();
-    assert_eq!(json_lines(&out.stdout), want);
+    assert_eq!(manifest_entries(&out.stdout), want);
 }
 
 #[test]

@@ -42,6 +42,20 @@ pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// `dump --json` lines as kevo's manifests list entries: batches
+/// flattened, without the `batch` field (the load tests check that one).
+pub fn manifest_entries(stdout: &[u8]) -> Vec<Value> {
+    json_lines(stdout)
+        .into_iter()
+        .map(|mut line| {
+            if let Some(fields) = line.as_object_mut() {
+                fields.remove("batch");
+            }
+            line
+        })
+        .collect()
+}
+
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

@@ -5,6 +5,7 @@ mod basics;
 mod common;
 mod hostile;
 mod live;
+mod load;
 mod lost;
 mod repair;
 mod toolkit;

@@ -9,7 +9,7 @@ use ironwal::format::encode_entry;
 use ironwal::{Op, Options, SyncPolicy, Wal};
 use serde_json::Value;
 
-use crate::common::{ironwal, json_lines, snapshot, vectors};
+use crate::common::{ironwal, json_lines, manifest_entries, snapshot, vectors};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -220,6 +220,8 @@ fn repair_of_every_damaged_vector_verifies_clean_and_keeps_every_intact_entry() 
         assert_eq!(got, salvage, "{name}");
         // ...which holds every entry the manifest expects, in order.
         let want = manifest["entries"].as_array().unwrap();
+        let got =
+            manifest_entries(&ironwal(&["dump", "--json", repaired.to_str().unwrap()]).stdout);
         let mut rest = got.iter();
         for entry in want {
             assert!(

@@ -1,0 +1,256 @@
+//! `ironwal load`: build a log from JSON lines, the inverse of `dump --json`.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ironwal::{LogReader, Op, Options, RecoveryMode, Seq, SyncPolicy, Wal, WriteBatch};
+
+use crate::output::JsonEntry;
+
+/// Build a new log from JSON lines as `dump --json` prints them
+/// ({"seq","op","key","value"}, hex bytes; entries sharing a "batch" field
+/// are written as one atomic batch). The input is checked whole before
+/// anything is written; the log is built beside NEW_DIR and moved into
+/// place only once it reads back, so a failure leaves no partial log.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The log directory to create: it must not exist, or be empty.
+    #[arg(value_name = "NEW_DIR")]
+    pub dir: PathBuf,
+    /// Read the lines from this file instead of standard input.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Number the entries afresh (from the first line's `seq`, one by one)
+    /// instead of requiring consecutive sequence numbers: for a log whose
+    /// dump was filtered.
+    #[arg(long)]
+    pub renumber: bool,
+}
+
+/// One operation to write.
+struct Loaded {
+    op: Op,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// What the input asks for: single operations and batches, in order.
+enum Item {
+    One(Loaded),
+    Batch(Vec<Loaded>),
+}
+
+/// The input, checked.
+struct Input {
+    first_seq: Option<u64>,
+    items: Vec<Item>,
+    entries: u64,
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    check_target(&args.dir)?;
+    let input: Box<dyn Read> = match &args.input {
+        Some(path) => Box::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        ),
+        None => Box::new(io::stdin().lock()),
+    };
+    let input = parse(BufReader::new(input), args.renumber)?;
+
+    let staging = staging_dir(&args.dir)?;
+    match build(&staging, &input) {
+        Ok(()) => {}
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    }
+    // A rename replaces an empty directory; anything else in the way was
+    // refused above (and is refused here again if it appeared meanwhile).
+    if let Err(e) = std::fs::rename(&staging, &args.dir) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e)
+            .with_context(|| format!("cannot move the new log to {}", args.dir.display()));
+    }
+    let parent = parent_of(&args.dir);
+    std::fs::File::open(&parent)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("cannot sync {}", parent.display()))?;
+    let batches = input
+        .items
+        .iter()
+        .filter(|i| matches!(i, Item::Batch(_)))
+        .count();
+    eprintln!(
+        "ironwal: loaded {} entries ({batches} batches) into {}",
+        input.entries,
+        args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a target that exists and is not an empty directory.
+fn check_target(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                bail!("{} exists and is not empty", dir.display());
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("{} is not an empty directory", dir.display())),
+    }
+}
+
+fn parent_of(dir: &Path) -> PathBuf {
+    match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A fresh directory beside `dir`, to build the log in.
+fn staging_dir(dir: &Path) -> Result<PathBuf> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| anyhow!("{} names no directory", dir.display()))?
+        .to_string_lossy();
+    let parent = parent_of(dir);
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let staging = parent.join(format!(".{name}.loading-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(staging)
+}
+
+/// Reads and checks every line; errors name the line.
+fn parse(input: impl BufRead, renumber: bool) -> Result<Input> {
+    let mut parsed = Input {
+        first_seq: None,
+        items: Vec::new(),
+        entries: 0,
+    };
+    let mut last_seq: Option<u64> = None;
+    // The batch the previous line belonged to, and every batch seen.
+    let mut open_batch: Option<u64> = None;
+    let mut batches_seen = std::collections::HashSet::new();
+    for (n, line) in input.lines().enumerate() {
+        let n = n + 1;
+        let line = line.with_context(|| format!("line {n}: cannot read"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: JsonEntry =
+            serde_json::from_str(&line).map_err(|e| anyhow!("line {n}: invalid entry: {e}"))?;
+        let loaded = decode(&entry).map_err(|e| anyhow!("line {n}: {e}"))?;
+        match last_seq {
+            None if entry.seq == 0 => bail!("line {n}: sequence 0: sequences start at 1"),
+            None => parsed.first_seq = Some(entry.seq),
+            Some(last) if entry.seq <= last => bail!(
+                "line {n}: sequence {} does not follow {last}: sequences must increase",
+                entry.seq
+            ),
+            Some(last) if entry.seq != last + 1 && !renumber => bail!(
+                "line {n}: sequence {} leaves a gap after {last}: a log numbers its entries \
+                 one by one; pass --renumber to number them afresh",
+                entry.seq
+            ),
+            Some(_) => {}
+        }
+        last_seq = Some(entry.seq);
+        parsed.entries += 1;
+        match entry.batch {
+            None => {
+                open_batch = None;
+                parsed.items.push(Item::One(loaded));
+            }
+            Some(id) if open_batch == Some(id) => {
+                let Some(Item::Batch(ops)) = parsed.items.last_mut() else {
+                    bail!("line {n}: batch {id} lost its place (a bug in ironwal load)");
+                };
+                ops.push(loaded);
+            }
+            Some(id) => {
+                if !batches_seen.insert(id) {
+                    bail!("line {n}: batch {id} resumes after other entries: a batch's entries are consecutive lines");
+                }
+                open_batch = Some(id);
+                parsed.items.push(Item::Batch(vec![loaded]));
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+fn decode(entry: &JsonEntry) -> Result<Loaded> {
+    let key = hex::decode(&entry.key).map_err(|e| anyhow!("key is not hex: {e}"))?;
+    let hex_value = |v: &Option<String>| -> Result<Vec<u8>> {
+        let v = v
+            .as_ref()
+            .ok_or_else(|| anyhow!("a {} needs a value", entry.op))?;
+        hex::decode(v).map_err(|e| anyhow!("value is not hex: {e}"))
+    };
+    let (op, value) = match entry.op.as_str() {
+        "put" => (Op::Put, hex_value(&entry.value)?),
+        "merge" => (Op::Merge, hex_value(&entry.value)?),
+        "delete" if entry.value.is_none() => (Op::Delete, Vec::new()),
+        "delete" => bail!("a delete has no value (\"value\":null)"),
+        other => bail!("unknown op {other:?}: put, delete or merge"),
+    };
+    Ok(Loaded { op, key, value })
+}
+
+/// Writes the log into `dir` (new), then reads it back strictly.
+fn build(dir: &Path, input: &Input) -> Result<()> {
+    let first = Seq::new(input.first_seq.unwrap_or(1));
+    let options = Options::default()
+        .first_seq(first)
+        .sync_policy(SyncPolicy::Never)
+        .preallocate(false);
+    let wal = Wal::open(dir, options)?;
+    let mut batch = WriteBatch::new();
+    for item in &input.items {
+        match item {
+            Item::One(e) => match e.op {
+                Op::Put => wal.put_nowait(&e.key, &e.value)?,
+                Op::Merge => wal.merge_nowait(&e.key, &e.value)?,
+                Op::Delete => wal.delete_nowait(&e.key)?,
+            },
+            Item::Batch(ops) => {
+                batch.clear();
+                for e in ops {
+                    batch.push(e.op, &e.key, &e.value);
+                }
+                wal.write_batch_nowait(&batch)?
+            }
+        };
+    }
+    wal.sync()?;
+    wal.close()?;
+    // Read it back strictly: the same operations, numbered from `first`.
+    let mut reader = LogReader::open(dir, RecoveryMode::Strict)?;
+    let mut expected = input.items.iter().flat_map(|item| match item {
+        Item::One(e) => std::slice::from_ref(e).iter(),
+        Item::Batch(ops) => ops.iter(),
+    });
+    let mut seq = first;
+    while let Some(got) = reader.next_entry()? {
+        let same = expected.next().is_some_and(|want| {
+            got.seq == seq
+                && got.op == want.op
+                && got.key == want.key.as_slice()
+                && got.value.unwrap_or_default() == want.value.as_slice()
+        });
+        if !same {
+            bail!("the new log reads back differently at sequence {}", got.seq);
+        }
+        seq = seq.next();
+    }
+    if expected.next().is_some() {
+        bail!("the new log reads back fewer entries than were written");
+    }
+    Ok(())
+}
