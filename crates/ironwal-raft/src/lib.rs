@@ -59,14 +59,26 @@
 //!
 //! # Durability
 //!
-//! `append` writes the batch without waiting and returns (the entries are
-//! readable at once); a task then awaits [`ironwal::Wal::durable`], served by
-//! ironwal's one background syncer that shares each fsync among every
-//! waiter, and only then calls openraft's callback, in the order of the
-//! appends. `save_vote`, `truncate` and a `purge` that deletes segments
-//! wait for durability before they return; `save_committed` and a purge
-//! that deletes nothing ride on the next fsync (losing them to a crash is
-//! harmless: openraft re-applies, or the purged entries reappear).
+//! openraft's callback for an `append` fires only once its batch is
+//! durable: under [`ironwal::SyncPolicy::Always`] the appending thread
+//! leads the fsync itself ([`StoreOptions::sync_on_append`]); otherwise a
+//! task awaits [`ironwal::Wal::durable`], served by ironwal's background
+//! syncer, and the callbacks fire in the order of the appends. `save_vote`,
+//! `truncate` and a `purge` that deletes segments wait for durability
+//! before they return; `save_committed` and a purge that deletes nothing
+//! ride on the next fsync, as openraft allows.
+//!
+//! **Reads after a restart.** Because `save_committed` does not wait, the
+//! committed id recovered after a crash may lag what the node had applied.
+//! A state machine kept in memory restarts from that id, and openraft
+//! restores a leader whose committed vote survived as leader at once,
+//! answering `ensure_linearizable` from the old commit: a read there could
+//! see a state older than a write the node acknowledged before the crash.
+//! Before serving reads after a restart, wait until the state machine has
+//! applied the last entry the log held at start,
+//! [`Recovered::last_log_id`] (the `raft-kv` example does; its chaos test
+//! found the stale read without it). A state machine that persists what it
+//! applies does not need to.
 //!
 //! # Memory
 //!

@@ -181,6 +181,7 @@ async fn run_node(id: u64, addr: &str, dir: PathBuf, options: StoreOptions) -> R
         kv,
         recovered_entries: recovered.entries,
         recovered: recovered.to_string(),
+        recovered_last_index: recovered.last_log_id.map(|id| id.index),
     });
     server::serve(listener, node).await?;
     Ok(())

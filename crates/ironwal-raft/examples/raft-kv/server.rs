@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ironwal_raft::kv::{KvStateMachine, KvTypeConfig};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
@@ -16,6 +17,8 @@ pub struct Node {
     pub kv: KvStateMachine,
     pub recovered_entries: u64,
     pub recovered: String,
+    /// The index of the last entry the log held at start.
+    pub recovered_last_index: Option<u64>,
 }
 
 pub async fn serve(listener: TcpListener, node: Arc<Node>) -> std::io::Result<()> {
@@ -36,6 +39,30 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>) -> std::io::Result<()
 }
 
 impl Node {
+    /// Whether this node's state machine has caught up with what its log
+    /// held at start.
+    ///
+    /// The state machine lives in memory, so a restart takes it back to the
+    /// committed id the log recorded, which may lag what the node applied
+    /// (and answered) before: openraft saves it without waiting for it to
+    /// be durable. A leader that openraft restores at start (its vote was
+    /// committed) answers `ensure_linearizable` from that old commit, which
+    /// would let a read see a state older than a write it acknowledged
+    /// before the restart (the chaos test caught this). Every entry this
+    /// node acknowledged is in the log it recovered, so waiting until the
+    /// state machine has applied that log's last index closes the gap.
+    async fn caught_up(&self) -> Result<(), String> {
+        let Some(last) = self.recovered_last_index else {
+            return Ok(());
+        };
+        self.raft
+            .wait(Some(Duration::from_secs(1)))
+            .applied_index_at_least(Some(last), "applied what the log held at start")
+            .await
+            .map(drop)
+            .map_err(|e| format!("not caught up with the log recovered at start: {e}"))
+    }
+
     async fn handle(&self, request: Request) -> Response {
         match request {
             Request::AppendEntries(rpc) => {
@@ -64,7 +91,10 @@ impl Node {
                 Err(e) => Response::Failed(e.to_string()),
             },
             Request::Get(key) => match self.raft.ensure_linearizable().await {
-                Ok(_) => Response::Value(self.kv.get(&key)),
+                Ok(_) => match self.caught_up().await {
+                    Ok(()) => Response::Value(self.kv.get(&key)),
+                    Err(e) => Response::Failed(e),
+                },
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
                     Response::NotLeader {
                         leader: to.leader_id.zip(to.leader_node),
