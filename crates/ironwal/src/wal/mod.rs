@@ -149,18 +149,34 @@ impl Wal {
             .then_some(options.max_segment_size);
         remove_stale_prepared(&*storage, &dir)?;
         // A process that died between a write and its fdatasync leaves the
-        // last segment's tail in the page cache only. This log reports what
-        // it recovered as durable (and a Raft follower acknowledges it to
-        // its leader), so make it so before anything is appended.
-        let last_file = match sealed.last() {
-            Some(meta) => Some(
-                storage
-                    .open(&meta.path, OpenMode::ReadWrite)
-                    .and_then(|file| file.sync_data().map(|()| file))
-                    .map_err(Error::io(&*meta.path))?,
-            ),
-            None => None,
+        // tail of the segment it was writing in the page cache only, and one
+        // killed right after a rotation leaves the segment it had not sealed
+        // yet (its seal waits for the next round). This log reports what it
+        // recovered as durable (and a Raft follower acknowledges it to its
+        // leader), so make it so before anything is appended: every segment
+        // the segment record does not list as sealed (a sealed one was
+        // synced before it was recorded) is synced once.
+        let recorded_sealed = |id: SegmentId| {
+            record
+                .as_ref()
+                .is_some_and(|r| r.sealed.iter().any(|s| s.id == id))
         };
+        let mut last_file = None;
+        for (i, meta) in sealed.iter().enumerate() {
+            let last = i + 1 == sealed.len();
+            if !last && recorded_sealed(meta.id) {
+                continue;
+            }
+            let file = storage
+                .open(&meta.path, OpenMode::ReadWrite)
+                .map_err(Error::io(&*meta.path))?;
+            if !recorded_sealed(meta.id) {
+                file.sync_data().map_err(Error::io(&*meta.path))?;
+            }
+            if last {
+                last_file = Some(file);
+            }
+        }
         let active = match (sealed.pop(), report.segments.last(), last_file) {
             // Continue the last segment while it has room (kevo's ReuseWAL
             // does the same), so restarts do not leave a file each.
