@@ -199,7 +199,7 @@ async fn run(args: Args) -> Result<usize, Error> {
         history.not_sent
     );
     println!(
-        "faults: {} kills ({} of the leader), {} torn tails ({} bytes torn), {} pauses, {} power losses, {} restarts",
+        "faults: {} kills ({} of the leader), {} tails torn ({} unsynced bytes cut), {} pauses, {} power losses, {} restarts",
         f.kills, f.leader_kills, f.torn_tails, f.torn_bytes, f.pauses, f.power_losses, f.restarts
     );
     println!("anomalies: {}", anomalies.len());

@@ -73,7 +73,8 @@ fn name(path: &Path) -> String {
 }
 
 /// Where the data of a file ends: after its last byte that is not zero
-/// (a preallocated tail is zeros, and tearing zeros changes nothing).
+/// (a preallocated tail is zeros, and tearing zeros changes nothing). A
+/// file that shrinks meanwhile is read to its new end.
 pub fn data_end(file: &dyn StorageFile) -> io::Result<u64> {
     let mut end = file.len()?;
     let mut chunk = vec![0u8; 1 << 16];
@@ -83,11 +84,11 @@ pub fn data_end(file: &dyn StorageFile) -> io::Result<u64> {
         let mut done = 0;
         while done < buf.len() {
             match file.read_at(&mut buf[done..], start + done as u64)? {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                0 => break,
                 n => done += n,
             }
         }
-        if let Some(last) = buf.iter().rposition(|&b| b != 0) {
+        if let Some(last) = buf[..done].iter().rposition(|&b| b != 0) {
             return Ok(start + last as u64 + 1);
         }
         end = start;
@@ -111,8 +112,9 @@ impl Storage for JournalStorage {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
         let inner = self.inner.open(path, mode)?;
         let written = match mode {
-            OpenMode::CreateNew => 0,
-            OpenMode::Read | OpenMode::ReadWrite => data_end(&*inner)?,
+            // A reading handle never writes or syncs.
+            OpenMode::CreateNew | OpenMode::Read => 0,
+            OpenMode::ReadWrite => data_end(&*inner)?,
         };
         let id = self.journal.next_id.fetch_add(1, Ordering::Relaxed);
         let age = match mode {
