@@ -1,7 +1,7 @@
 //! `ironwal load`: build a log from JSON lines, the inverse of `dump --json`.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -50,7 +50,7 @@ struct Input {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    check_target(&args.dir)?;
+    let target = Target::check(&args.dir)?;
     let input: Box<dyn Read> = match &args.input {
         Some(path) => Box::new(
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
@@ -59,25 +59,27 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let input = parse(BufReader::new(input), args.renumber)?;
 
-    let staging = staging_dir(&args.dir)?;
-    match build(&staging, &input) {
-        Ok(()) => {}
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
+    let staging = target.staging()?;
+    if let Err(e) = build(&staging, &input) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
     }
     // A rename replaces an empty directory; anything else in the way was
     // refused above (and is refused here again if it appeared meanwhile).
-    if let Err(e) = std::fs::rename(&staging, &args.dir) {
+    if let Err(e) = std::fs::rename(&staging, &target.path) {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e)
-            .with_context(|| format!("cannot move the new log to {}", args.dir.display()));
+            .with_context(|| format!("cannot move the new log to {}", target.path.display()));
     }
-    let parent = parent_of(&args.dir);
-    std::fs::File::open(&parent)
+    std::fs::File::open(&target.parent)
         .and_then(|dir| dir.sync_all())
-        .with_context(|| format!("cannot sync {}", parent.display()))?;
+        .with_context(|| {
+            format!(
+                "the log is in place at {}, but syncing {} failed",
+                target.path.display(),
+                target.parent.display()
+            )
+        })?;
     let batches = input
         .items
         .iter()
@@ -86,44 +88,80 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     eprintln!(
         "ironwal: loaded {} entries ({batches} batches) into {}",
         input.entries,
-        args.dir.display()
+        target.path.display()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses a target that exists and is not an empty directory.
-fn check_target(dir: &Path) -> Result<()> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                bail!("{} exists and is not empty", dir.display());
+/// Where the new log goes.
+struct Target {
+    parent: PathBuf,
+    name: String,
+    /// `parent` joined with `name`: the path renamed onto.
+    path: PathBuf,
+}
+
+impl Target {
+    /// Refuses, before any input is read, a path that names no directory
+    /// (`.`, `/`, `x/..`), a symbolic link, and anything that exists and
+    /// is not an empty directory.
+    fn check(dir: &Path) -> Result<Target> {
+        // Components, not `Path::parent`: `x/.` is `x` itself.
+        let mut components = dir.components();
+        let name = match components.next_back() {
+            Some(Component::Normal(name)) => name.to_string_lossy().into_owned(),
+            _ => bail!("{} names no new directory", dir.display()),
+        };
+        let parent = match components.as_path() {
+            p if p.as_os_str().is_empty() => PathBuf::from("."),
+            p => p.to_path_buf(),
+        };
+        let path = parent.join(&name);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot look at {}", path.display())),
+            Ok(meta) if meta.file_type().is_symlink() => {
+                bail!(
+                    "{} is a symbolic link: give the directory it names",
+                    path.display()
+                )
             }
-            Ok(())
+            Ok(meta) if !meta.is_dir() => bail!("{} exists and is not a directory", path.display()),
+            Ok(_) => {
+                let mut entries = std::fs::read_dir(&path)
+                    .with_context(|| format!("cannot list {}", path.display()))?;
+                if entries.next().is_some() {
+                    bail!("{} exists and is not empty", path.display());
+                }
+            }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("{} is not an empty directory", dir.display())),
+        Ok(Target { parent, name, path })
     }
-}
 
-fn parent_of(dir: &Path) -> PathBuf {
-    match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+    /// A fresh directory beside the target to build the log in, after
+    /// removing what an interrupted load of the same name left behind.
+    fn staging(&self) -> Result<PathBuf> {
+        std::fs::create_dir_all(&self.parent)
+            .with_context(|| format!("cannot create {}", self.parent.display()))?;
+        let prefix = format!(".{}.loading-", self.name);
+        if let Ok(entries) = std::fs::read_dir(&self.parent) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name.strip_prefix(&prefix) else {
+                    continue;
+                };
+                // Only a load that is no longer running (Linux: no /proc
+                // entry for its process).
+                let proc = Path::new("/proc");
+                if proc.is_dir() && !proc.join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let staging = self.parent.join(format!("{prefix}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        Ok(staging)
     }
-}
-
-/// A fresh directory beside `dir`, to build the log in.
-fn staging_dir(dir: &Path) -> Result<PathBuf> {
-    let name = dir
-        .file_name()
-        .ok_or_else(|| anyhow!("{} names no directory", dir.display()))?
-        .to_string_lossy();
-    let parent = parent_of(dir);
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let staging = parent.join(format!(".{name}.loading-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    Ok(staging)
 }
 
 /// Reads and checks every line; errors name the line.
@@ -148,6 +186,12 @@ fn parse(input: impl BufRead, renumber: bool) -> Result<Input> {
         let loaded = decode(&entry).map_err(|e| anyhow!("line {n}: {e}"))?;
         match last_seq {
             None if entry.seq == 0 => bail!("line {n}: sequence 0: sequences start at 1"),
+            _ if entry.seq == u64::MAX => {
+                bail!(
+                    "line {n}: sequence {}: the highest a log can number is one less",
+                    entry.seq
+                )
+            }
             None => parsed.first_seq = Some(entry.seq),
             Some(last) if entry.seq <= last => bail!(
                 "line {n}: sequence {} does not follow {last}: sequences must increase",
@@ -230,24 +274,31 @@ fn build(dir: &Path, input: &Input) -> Result<()> {
     }
     wal.sync()?;
     wal.close()?;
-    // Read it back strictly: the same operations, numbered from `first`.
+    // Read it back strictly: the same items (batches as batches), the same
+    // operations, numbered from `first`.
     let mut reader = LogReader::open(dir, RecoveryMode::Strict)?;
-    let mut expected = input.items.iter().flat_map(|item| match item {
-        Item::One(e) => std::slice::from_ref(e).iter(),
-        Item::Batch(ops) => ops.iter(),
-    });
+    let mut expected = input.items.iter();
     let mut seq = first;
-    while let Some(got) = reader.next_entry()? {
-        let same = expected.next().is_some_and(|want| {
-            got.seq == seq
-                && got.op == want.op
-                && got.key == want.key.as_slice()
-                && got.value.unwrap_or_default() == want.value.as_slice()
-        });
+    while let Some(item) = reader.next_item()? {
+        let (batch, ops) = match expected.next() {
+            Some(Item::One(e)) => (false, std::slice::from_ref(e)),
+            Some(Item::Batch(ops)) => (true, ops.as_slice()),
+            None => bail!("the new log reads back more entries than were written"),
+        };
+        let first_seq = seq;
+        let same = item.is_batch() == batch
+            && item.len() == ops.len()
+            && item.iter().zip(ops).all(|(got, want)| {
+                let ok = got.seq == seq
+                    && got.op == want.op
+                    && got.key == want.key.as_slice()
+                    && got.value.unwrap_or_default() == want.value.as_slice();
+                seq = seq.next();
+                ok
+            });
         if !same {
-            bail!("the new log reads back differently at sequence {}", got.seq);
+            bail!("the new log reads back differently at sequence {first_seq}");
         }
-        seq = seq.next();
     }
     if expected.next().is_some() {
         bail!("the new log reads back fewer entries than were written");

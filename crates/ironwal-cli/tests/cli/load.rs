@@ -279,3 +279,56 @@ fn completions_and_the_manual_page_cover_every_subcommand() {
     let bad = ironwal(&["completions", "tcsh"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn load_refuses_a_link_a_path_naming_no_directory_and_the_last_sequence_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let line = br#"{"seq":1,"op":"put","key":"61","value":"31"}"#;
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&empty, &link).unwrap();
+    let out = ironwal_with_input(&["load", link.to_str().unwrap()], line);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+
+    let dotted = format!("{}/..", empty.display());
+    let out = ironwal_with_input(&["load", &dotted], line);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("names no new directory"),
+        "{}",
+        stderr(&out)
+    );
+
+    let last = format!(
+        "{{\"seq\":{},\"op\":\"put\",\"key\":\"61\",\"value\":\"31\"}}",
+        u64::MAX
+    );
+    let new = tmp.path().join("new");
+    let out = ironwal_with_input(&["load", new.to_str().unwrap()], last.as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("line 1: sequence"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(names(tmp.path()), ["empty", "link"]);
+    assert!(names(&empty).is_empty());
+}
+
+#[test]
+fn load_removes_what_an_interrupted_load_of_the_same_name_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A process id no running process has (above Linux's pid_max).
+    let stale = tmp.path().join(".log.loading-4294967");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("00000000000000000001.wal"), b"partial").unwrap();
+    let new = tmp.path().join("log");
+    let out = ironwal_with_input(
+        &["load", new.to_str().unwrap()],
+        br#"{"seq":1,"op":"put","key":"61","value":"31"}"#,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(tmp.path()), ["log"]);
+}
