@@ -1,8 +1,8 @@
 //! The cluster under test: `raft-kv` node processes on loopback, and the
 //! faults done to them: SIGKILL and restart, SIGSTOP/SIGCONT, and power
-//! loss, which tears what a node wrote after its last fdatasync (the node's
-//! journal says which bytes each fdatasync covered; see
-//! `raft-kv/journal.rs`).
+//! loss, which tears what a node wrote after the last fdatasync of each
+//! segment (the node's journal says which bytes each fdatasync covered;
+//! see `raft-kv/journal.rs`).
 
 use std::collections::HashMap;
 use std::io;
@@ -50,14 +50,22 @@ pub struct FaultCounts {
 
 pub struct Cluster {
     bin: PathBuf,
+    segment_size: u64,
     lying_fsync: bool,
     nodes: Vec<Node>,
     pub faults: FaultCounts,
 }
 
 impl Cluster {
-    /// Starts `size` nodes with their logs under `root`.
-    pub fn start(bin: &Path, root: &Path, size: u64, lying_fsync: bool) -> io::Result<Cluster> {
+    /// Starts `size` nodes with their logs under `root`, in segments of
+    /// `segment_size` bytes.
+    pub fn start(
+        bin: &Path,
+        root: &Path,
+        size: u64,
+        segment_size: u64,
+        lying_fsync: bool,
+    ) -> io::Result<Cluster> {
         let mut nodes = Vec::new();
         for id in 1..=size {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -73,6 +81,7 @@ impl Cluster {
         }
         let mut cluster = Cluster {
             bin: bin.to_path_buf(),
+            segment_size,
             lying_fsync,
             nodes,
             faults: FaultCounts::default(),
@@ -130,6 +139,7 @@ impl Cluster {
             .arg(&node.dir)
             .arg("--journal")
             .arg(&node.journal)
+            .args(["--max-segment-size", &self.segment_size.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -156,7 +166,7 @@ impl Cluster {
         let node = self.node_mut(id);
         node.read_journal()?;
         if tear {
-            let torn = node.tear_last_segment(rng)?;
+            let torn = node.tear_unsynced(rng)?;
             self.faults.torn_tails += u64::from(torn > 0);
             self.faults.torn_bytes += torn;
         }
@@ -321,11 +331,14 @@ impl Node {
         std::fs::remove_file(&self.journal)
     }
 
-    /// Tears the last segment: from a random point at or after where its
-    /// durable bytes end to where its data ends, the bytes are lost (read
-    /// as zeros), the first few maybe as garbage. Returns the bytes torn.
-    fn tear_last_segment(&mut self, rng: &mut Rng) -> io::Result<u64> {
-        let mut segments: Vec<String> = match std::fs::read_dir(&self.dir) {
+    /// Loses power under the node: in every segment, from a random point
+    /// at or after where its durable bytes end to where its data ends, the
+    /// bytes are lost (read as zeros), the first few maybe as garbage. A
+    /// correct log has unsynced bytes only in its newest segment or two (a
+    /// segment whose seal was pending at a rotation). Returns the bytes
+    /// torn.
+    fn tear_unsynced(&mut self, rng: &mut Rng) -> io::Result<u64> {
+        let segments: Vec<String> = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok()?.file_name().into_string().ok())
                 .filter(|name| name.ends_with(".wal"))
@@ -333,28 +346,27 @@ impl Node {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
-        segments.sort();
-        let Some(last) = segments.pop() else {
-            return Ok(0);
-        };
-        let path = self.dir.join(&last);
-        let file = FsStorage.open(&path, OpenMode::ReadWrite)?;
-        let end = data_end(&*file)?;
-        let durable = self.durable.get(&last).copied().unwrap_or(0).min(end);
-        let durable = skip_zeros(&*file, durable, end)?;
-        let from = durable + rng.below(end - durable + 1);
-        if from == end {
-            return Ok(0);
+        let mut torn = 0;
+        for name in segments {
+            let file = FsStorage.open(&self.dir.join(&name), OpenMode::ReadWrite)?;
+            let end = data_end(&*file)?;
+            let durable = self.durable.get(&name).copied().unwrap_or(0).min(end);
+            let durable = skip_zeros(&*file, durable, end)?;
+            let from = durable + rng.below(end - durable + 1);
+            if from == end {
+                continue;
+            }
+            let mut lost = vec![0u8; (end - from) as usize];
+            if rng.one_in(2) {
+                // A sector that was being written when power went.
+                let garbage = lost.len().min(1 + rng.below(512) as usize);
+                lost[..garbage].copy_from_slice(&rng.bytes(garbage));
+            }
+            file.write_all_at(&lost, from)?;
+            file.sync_data()?;
+            torn += end - from;
         }
-        let mut lost = vec![0u8; (end - from) as usize];
-        if rng.one_in(2) {
-            // A sector that was being written when power went.
-            let garbage = lost.len().min(1 + rng.below(512) as usize);
-            lost[..garbage].copy_from_slice(&rng.bytes(garbage));
-        }
-        file.write_all_at(&lost, from)?;
-        file.sync_data()?;
-        Ok(end - from)
+        Ok(torn)
     }
 }
 

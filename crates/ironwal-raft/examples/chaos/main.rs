@@ -10,8 +10,9 @@
 //! through the leader while the nemesis, repeatedly and mixed: SIGKILLs
 //! and restarts nodes (leader or not, up to a minority at once), pauses
 //! them with SIGSTOP for longer than the election timeout, kills a node and
-//! tears its log's tail (the bytes written after its last fdatasync, cut at
-//! a random point, maybe with garbage) before restarting it, and cuts the
+//! tears its log (in each segment, the bytes written after its last
+//! fdatasync, cut at a random point, maybe with garbage; segments are 1 MiB
+//! so rotations meet the faults) before restarting it, and cuts the
 //! power of the whole cluster (every node torn that way at once). Then it
 //! heals the cluster and checks: it converges; every node's state machine
 //! agrees with a final linearizable read of each key; every acknowledged
@@ -61,6 +62,10 @@ struct Args {
     /// Keys the clients share.
     #[arg(long, default_value_t = 8)]
     keys: u64,
+    /// The nodes' segment size in bytes: small, so that rotations (and
+    /// their pending seals) meet the faults.
+    #[arg(long, default_value_t = 1 << 20)]
+    segment_size: u64,
     /// Seed of the clients' and the nemesis' choices (printed when drawn).
     #[arg(long)]
     seed: Option<u64>,
@@ -134,7 +139,7 @@ async fn run(args: Args) -> Result<usize, Error> {
         }
     );
 
-    let mut cluster = Cluster::start(&bin, &root, args.nodes, args.lying_fsync)?;
+    let mut cluster = Cluster::start(&bin, &root, args.nodes, args.segment_size, args.lying_fsync)?;
     let target = Arc::new(Target {
         addrs: cluster.addrs(),
         start: Instant::now(),

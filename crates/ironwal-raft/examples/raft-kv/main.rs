@@ -69,6 +69,10 @@ enum Command {
         /// syncing. Only for proving that the chaos test catches it.
         #[arg(long, requires = "journal")]
         lying_fsync: bool,
+        /// Size at which the log starts a new segment (default ironwal's,
+        /// 64 MiB); the chaos harness makes it small so rotations happen.
+        #[arg(long, value_name = "BYTES")]
+        max_segment_size: Option<u64>,
     },
     /// Makes the given nodes a cluster: `ID=ADDR` each.
     Init {
@@ -107,8 +111,12 @@ async fn main() -> Result<(), Error> {
             dir,
             journal,
             lying_fsync,
+            max_segment_size,
         } => {
             let mut options = StoreOptions::default();
+            if let Some(size) = max_segment_size {
+                options.wal.max_segment_size = size;
+            }
             if let Some(journal) = journal {
                 options.wal.storage = Arc::new(JournalStorage::new(&journal, lying_fsync)?);
             }
