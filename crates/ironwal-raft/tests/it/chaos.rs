@@ -60,8 +60,18 @@ fn a_cluster_whose_fsync_lies_fails_the_chaos_check_in_its_default_duration() {
         Some(1),
         "the lying cluster passed:\n{text}"
     );
+    // Failed on anomalies, not on a harness error: lost acknowledged
+    // writes, stale reads, or a node whose log no longer opens (an older
+    // segment torn where the lying fsync had claimed it durable).
+    let found = text
+        .lines()
+        .find_map(|l| l.strip_prefix("anomalies: "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(found.is_some_and(|n| n > 0), "no anomaly reported:\n{text}");
     assert!(
-        text.contains("lacks") || text.contains("not linearizable"),
-        "the check failed, but not on lost writes or linearizability:\n{text}"
+        ["lacks", "not linearizable", "exited on its own"]
+            .iter()
+            .any(|what| text.contains(what)),
+        "the check failed, but not on lost writes, linearizability or a log that no longer opens:\n{text}"
     );
 }
