@@ -161,26 +161,19 @@ impl Wal {
                 .as_ref()
                 .is_some_and(|r| r.sealed.iter().any(|s| s.id == id))
         };
-        let mut last_file = None;
-        for (i, meta) in sealed.iter().enumerate() {
-            let last = i + 1 == sealed.len();
-            if !last && recorded_sealed(meta.id) {
-                continue;
-            }
-            let file = storage
+        for meta in sealed.iter().filter(|m| !recorded_sealed(m.id)) {
+            storage
                 .open(&meta.path, OpenMode::ReadWrite)
+                .and_then(|file| file.sync_data())
                 .map_err(Error::io(&*meta.path))?;
-            if !recorded_sealed(meta.id) {
-                file.sync_data().map_err(Error::io(&*meta.path))?;
-            }
-            if last {
-                last_file = Some(file);
-            }
         }
-        let active = match (sealed.pop(), report.segments.last(), last_file) {
+        let active = match (sealed.pop(), report.segments.last()) {
             // Continue the last segment while it has room (kevo's ReuseWAL
             // does the same), so restarts do not leave a file each.
-            (Some(meta), Some(last), Some(file)) if last.valid_len < options.max_segment_size => {
+            (Some(meta), Some(last)) if last.valid_len < options.max_segment_size => {
+                let file = storage
+                    .open(&meta.path, OpenMode::ReadWrite)
+                    .map_err(Error::io(&*meta.path))?;
                 Active {
                     meta,
                     file,
@@ -189,7 +182,7 @@ impl Wal {
                     hinted: last.valid_len,
                 }
             }
-            (meta, _, _) => {
+            (meta, _) => {
                 let after = meta.as_ref().map(|m| m.id);
                 sealed.extend(meta);
                 Active::new(create_segment(&*storage, &dir, after)?)
