@@ -67,6 +67,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The group was removed from its multi-log
+    /// ([`MultiLog::remove_group`](crate::MultiLog::remove_group)); its
+    /// store writes no more.
+    #[error("Raft group {group} was removed from the multi-log")]
+    GroupRemoved {
+        /// The group's id.
+        group: u64,
+    },
+
     /// A background task (a read or a segment removal) did not finish.
     #[error("a background task of the log store failed: {0}")]
     Task(String),

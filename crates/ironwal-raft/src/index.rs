@@ -21,6 +21,10 @@ pub(crate) struct LogIndex<NID: NodeId> {
     /// `(first index, leader)` runs, ascending; the first run starts at or
     /// before `first` whenever the index is not empty.
     leaders: VecDeque<(u64, CommittedLeaderId<NID>)>,
+    /// Whether `seqs` is known to ascend, so its front is its minimum. A
+    /// moved entry (multi-log compaction) takes a newer sequence than the
+    /// entries after it.
+    ascending: bool,
 }
 
 impl<NID: NodeId> Default for LogIndex<NID> {
@@ -29,6 +33,7 @@ impl<NID: NodeId> Default for LogIndex<NID> {
             first: 0,
             seqs: VecDeque::new(),
             leaders: VecDeque::new(),
+            ascending: true,
         }
     }
 }
@@ -85,6 +90,85 @@ impl<NID: NodeId> LogIndex<NID> {
         self.end().checked_sub(1).and_then(|last| self.log_id(last))
     }
 
+    /// The lowest sequence any present entry is at: what the log must keep.
+    pub(crate) fn min_seq(&mut self) -> Option<Seq> {
+        if self.ascending {
+            return self.seqs.front().copied();
+        }
+        let min = self.seqs.iter().min().copied();
+        if self
+            .seqs
+            .iter()
+            .zip(self.seqs.iter().skip(1))
+            .all(|(a, b)| a < b)
+        {
+            self.ascending = true;
+        }
+        min
+    }
+
+    /// The present entries at sequences below `cut`, as `(index, seq)`.
+    pub(crate) fn below(&self, cut: Seq) -> Vec<(u64, Seq)> {
+        if self.ascending && self.seqs.front().is_none_or(|&s| s >= cut) {
+            return Vec::new();
+        }
+        (self.first..)
+            .zip(self.seqs.iter().copied())
+            .filter(|&(_, seq)| seq < cut)
+            .collect()
+    }
+
+    /// Records that the entry at `index`, proposed by `leader`, is now at
+    /// `seq`. Returns whether it was present.
+    pub(crate) fn relocate(
+        &mut self,
+        index: u64,
+        leader: &CommittedLeaderId<NID>,
+        seq: Seq,
+    ) -> bool {
+        if self.log_id(index).is_none_or(|id| &id.leader_id != leader) {
+            return false;
+        }
+        let Some(slot) = usize::try_from(index - self.first)
+            .ok()
+            .and_then(|offset| self.seqs.get_mut(offset))
+        else {
+            return false;
+        };
+        *slot = seq;
+        self.ascending = false;
+        true
+    }
+
+    /// Puts the entry `index` in front of the first one, which it must
+    /// precede directly (into an empty index any index goes). Returns the
+    /// index expected otherwise.
+    pub(crate) fn push_front(
+        &mut self,
+        index: u64,
+        leader: CommittedLeaderId<NID>,
+        seq: Seq,
+    ) -> Result<(), u64> {
+        if self.is_empty() {
+            return self.push(index, leader, seq);
+        }
+        if index.checked_add(1) != Some(self.first) {
+            return Err(self.first.saturating_sub(1));
+        }
+        // The first run may start before the first index (after a purge).
+        if let Some(front) = self.leaders.front_mut() {
+            front.0 = self.first;
+        }
+        self.first = index;
+        self.seqs.push_front(seq);
+        self.ascending = false;
+        match self.leaders.front_mut() {
+            Some(front) if front.1 == leader => front.0 = index,
+            _ => self.leaders.push_front((index, leader)),
+        }
+        Ok(())
+    }
+
     /// Records the entry `index` at `seq`. It must follow the last entry;
     /// into an empty index any index goes. Returns the expected index when
     /// `index` does not follow.
@@ -97,6 +181,7 @@ impl<NID: NodeId> LogIndex<NID> {
         if self.is_empty() {
             self.first = index;
             self.leaders.clear();
+            self.ascending = true;
         } else if index != self.end() {
             return Err(self.end());
         }
@@ -223,6 +308,38 @@ mod tests {
         ix.purge(20);
         assert!(ix.is_empty());
         assert_eq!(ix.end(), 21);
+    }
+
+    #[test]
+    fn moved_entries_keep_their_log_ids_and_the_minimum_is_found() {
+        let mut ix = index_of(0..10);
+        assert_eq!(ix.min_seq(), Some(Seq::new(100)));
+        assert!(ix.relocate(0, &leader(1), Seq::new(500)));
+        assert!(!ix.relocate(1, &leader(2), Seq::new(501)), "wrong leader");
+        assert!(!ix.relocate(10, &leader(2), Seq::new(501)), "absent");
+        assert_eq!(ix.min_seq(), Some(Seq::new(101)));
+        assert_eq!(ix.seq(0), Some(Seq::new(500)));
+        assert_eq!(
+            ix.below(Seq::new(103)),
+            vec![(1, Seq::new(101)), (2, Seq::new(102))]
+        );
+        ix.purge(0);
+        assert_eq!(ix.min_seq(), Some(Seq::new(101)));
+        assert!(ix.below(Seq::new(101)).is_empty());
+    }
+
+    #[test]
+    fn push_front_prepends_with_leader_runs() {
+        let mut ix = index_of(4..8);
+        ix.purge(4);
+        assert_eq!(ix.push_front(3, leader(1), Seq::new(900)), Err(4));
+        ix.push_front(4, leader(1), Seq::new(901)).unwrap();
+        ix.push_front(3, leader(0), Seq::new(902)).unwrap();
+        assert_eq!(ix.first_index(), 3);
+        assert_eq!(ix.log_id(3), Some(LogId::new(leader(0), 3)));
+        assert_eq!(ix.log_id(4), Some(LogId::new(leader(1), 4)));
+        assert_eq!(ix.log_id(6), Some(LogId::new(leader(2), 6)));
+        assert_eq!(ix.min_seq(), Some(Seq::new(105)));
     }
 
     #[test]

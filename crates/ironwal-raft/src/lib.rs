@@ -109,10 +109,12 @@ pub mod kv;
 
 mod error;
 mod index;
+mod multi;
 mod record;
 mod state;
 mod store;
 
 pub use error::{Error, Result};
+pub use multi::{Compaction, MultiLog, MultiLogOptions, MultiRecovered};
 pub use state::Recovered;
 pub use store::{LogStore, LogStoreReader, StoreOptions};

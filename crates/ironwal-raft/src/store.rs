@@ -9,7 +9,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use ironwal::{SegmentInfo, Seq, Wal, WriteBatch};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -21,7 +21,8 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
-use crate::record::{self, COMMITTED_KEY, PURGE_KEY, VOTE_KEY};
+use crate::multi::Inner as Multi;
+use crate::record::{self, Keys};
 use crate::state::{recover, Recovered, State};
 
 pub(crate) type NodeIdOf<C> = <C as RaftTypeConfig>::NodeId;
@@ -91,12 +92,16 @@ impl StoreOptions {
     }
 }
 
-/// What the store and its readers share.
-struct Shared<C: RaftTypeConfig> {
-    wal: Wal,
-    cache_bytes: usize,
-    state: Mutex<State<C>>,
-    recovered: Recovered<C>,
+/// What the store and its readers share: one Raft log, alone in its
+/// write-ahead log or one group of a multi-log.
+pub(crate) struct Shared<C: RaftTypeConfig> {
+    pub(crate) wal: Arc<Wal>,
+    pub(crate) keys: Keys,
+    pub(crate) cache_bytes: usize,
+    pub(crate) state: Mutex<State<C>>,
+    pub(crate) recovered: Recovered<C>,
+    /// The multi-log this group belongs to, which owns retention.
+    pub(crate) multi: Option<Weak<Multi<C>>>,
 }
 
 /// openraft's log storage (storage-v2 `RaftLogStorage`) on an ironwal
@@ -185,16 +190,24 @@ where
         let wal = Wal::open(dir, options.wal)?;
         let (state, recovered) = recover::<C>(&wal, options.cache_bytes)?;
         tracing::info!(dir = %wal.dir().display(), "opened Raft log: {recovered}");
-        Ok(LogStore {
-            shared: Arc::new(Shared {
-                wal,
-                cache_bytes: options.cache_bytes,
-                state: Mutex::new(state),
-                recovered,
-            }),
+        let shared = Shared {
+            wal: Arc::new(wal),
+            keys: Keys::default(),
+            cache_bytes: options.cache_bytes,
+            state: Mutex::new(state),
+            recovered,
+            multi: None,
+        };
+        Ok(LogStore::on(Arc::new(shared), sync_on_append))
+    }
+
+    /// A store writing through `shared`.
+    pub(crate) fn on(shared: Arc<Shared<C>>, sync_on_append: bool) -> Self {
+        LogStore {
+            shared,
             previous_flush: None,
             sync_on_append,
-        })
+        }
     }
 
     /// What opening the log found.
@@ -240,8 +253,19 @@ where
         &mut self,
         entries: impl IntoIterator<Item = C::Entry>,
     ) -> Result<impl Future<Output = Result<()>> + Send + 'static> {
+        let last = self.write_entries(entries)?;
+        Ok(self.when_durable(last.unwrap_or_else(|| self.shared.wal.last_seq())))
+    }
+
+    /// Writes `entries` as [`LogStore::append_entries`] does; returns the
+    /// last sequence written, if anything was.
+    fn write_entries(
+        &mut self,
+        entries: impl IntoIterator<Item = C::Entry>,
+    ) -> Result<Option<Seq>> {
         let shared = &self.shared;
         let mut st = shared.state.lock();
+        st.check_live()?;
         let mut batch = WriteBatch::new();
         let mut staged: Vec<(LogIdOf<C>, C::Entry, usize)> = Vec::new();
         let mut previous: Option<u64> = None;
@@ -279,19 +303,19 @@ where
                 if !st.index.is_empty() && log_id.index < end {
                     // Replacing a suffix: the truncation is part of the
                     // same atomic batch.
-                    batch.put(&record::truncate_key(log_id.index), &[]);
+                    batch.put(&shared.keys.truncate(log_id.index), &[]);
                 }
             }
-            let key = record::entry_key(log_id.index, &log_id.leader_id).map_err(encode("key"))?;
+            let key = (shared.keys)
+                .entry(log_id.index, &log_id.leader_id)
+                .map_err(encode("key"))?;
             let value = record::encode(&entry).map_err(encode("log entry"))?;
             batch.put(&key, &value);
             staged.push((log_id, entry, value.len()));
         }
         let Some((first_id, _, _)) = staged.first() else {
             // Nothing to write: done once everything before is durable.
-            let last = shared.wal.last_seq();
-            drop(st);
-            return Ok(self.when_durable(last));
+            return Ok(None);
         };
         let truncates = batch.len() > staged.len();
         let first_index = first_id.index;
@@ -307,8 +331,7 @@ where
             st.cache_push(entry, len, shared.cache_bytes);
             seq += 1;
         }
-        drop(st);
-        Ok(self.when_durable(Seq::new(seq - 1)))
+        Ok(Some(Seq::new(seq - 1)))
     }
 
     /// A future resolving once `seq` (and all before it) is durable.
@@ -327,8 +350,13 @@ where
         let value = record::encode(vote).map_err(encode("vote"))?;
         let seq = {
             let mut st = self.shared.state.lock();
-            let seq = self.shared.wal.put_nowait(VOTE_KEY, &value)?;
+            st.check_live()?;
+            let seq = self
+                .shared
+                .wal
+                .put_nowait(&self.shared.keys.vote(), &value)?;
             st.vote = Some(vote.clone());
+            st.vote_seq = Some(seq);
             seq
         };
         self.when_durable(seq).await
@@ -339,8 +367,13 @@ where
     pub fn write_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<()> {
         let value = record::encode(&committed).map_err(encode("committed log id"))?;
         let mut st = self.shared.state.lock();
-        self.shared.wal.put_nowait(COMMITTED_KEY, &value)?;
+        st.check_live()?;
+        let seq = self
+            .shared
+            .wal
+            .put_nowait(&self.shared.keys.committed(), &value)?;
         st.committed = committed;
+        st.committed_seq = Some(seq);
         Ok(())
     }
 
@@ -348,13 +381,14 @@ where
     pub async fn truncate_from(&mut self, index: u64) -> Result<()> {
         let seq = {
             let mut st = self.shared.state.lock();
+            st.check_live()?;
             if st.index.is_empty() || index >= st.index.end() {
                 return Ok(());
             }
             let seq = self
                 .shared
                 .wal
-                .put_nowait(&record::truncate_key(index), &[])?;
+                .put_nowait(&self.shared.keys.truncate(index), &[])?;
             st.truncate(index);
             seq
         };
@@ -367,6 +401,28 @@ where
     /// the purge record, in one durable batch) so they survive.
     pub async fn purge_upto(&mut self, log_id: LogIdOf<C>) -> Result<()> {
         let shared = Arc::clone(&self.shared);
+        if let Some(multi) = &shared.multi {
+            // A group of a multi-log: the purge record is all this group
+            // writes; the multi-log deletes what no group needs any more.
+            {
+                let mut st = shared.state.lock();
+                st.check_live()?;
+                if st.purged.as_ref().is_some_and(|p| p.index >= log_id.index) {
+                    return Ok(());
+                }
+                let value = record::encode(&log_id).map_err(encode("log id"))?;
+                let seq = shared.wal.put_nowait(&shared.keys.purge(), &value)?;
+                st.purge(log_id.clone());
+                st.purge_seq = Some(seq);
+            }
+            if let Some(multi) = multi.upgrade() {
+                match blocking(move || multi.maintain()).await {
+                    Ok(done) => done.log(),
+                    Err(error) => tracing::warn!(%error, "multi-log retention failed"),
+                }
+            }
+            return Ok(());
+        }
         let (durable, cut) = {
             let mut st = shared.state.lock();
             if st.purged.as_ref().is_some_and(|p| p.index >= log_id.index) {
@@ -380,17 +436,18 @@ where
                 .unwrap_or_else(|| shared.wal.next_seq());
             let retain = removable_before(&shared.wal.segments(), cut);
             let mut batch = WriteBatch::new();
+            let keys = &shared.keys;
             batch.put(
-                PURGE_KEY,
+                &keys.purge(),
                 &record::encode(&log_id).map_err(encode("log id"))?,
             );
             if retain {
                 if let Some(vote) = &st.vote {
-                    batch.put(VOTE_KEY, &record::encode(vote).map_err(encode("vote"))?);
+                    batch.put(&keys.vote(), &record::encode(vote).map_err(encode("vote"))?);
                 }
                 if st.committed.is_some() {
                     let committed = record::encode(&st.committed).map_err(encode("log id"))?;
-                    batch.put(COMMITTED_KEY, &committed);
+                    batch.put(&keys.committed(), &committed);
                 }
             }
             let first = shared.wal.write_batch_nowait(&batch)?;
@@ -420,13 +477,13 @@ where
 }
 
 /// Whether some sealed segment holds only records below `cut`.
-fn removable_before(segments: &[SegmentInfo], cut: Seq) -> bool {
+pub(crate) fn removable_before(segments: &[SegmentInfo], cut: Seq) -> bool {
     segments
         .first()
         .is_some_and(|s| !s.active && s.last_seq.is_none_or(|last| last < cut))
 }
 
-fn encode(what: &'static str) -> impl Fn(postcard::Error) -> Error {
+pub(crate) fn encode(what: &'static str) -> impl Fn(postcard::Error) -> Error {
     move |e| Error::Encode {
         what,
         reason: e.to_string(),
@@ -434,7 +491,7 @@ fn encode(what: &'static str) -> impl Fn(postcard::Error) -> Error {
 }
 
 /// Runs blocking work off the async threads when a tokio runtime is there.
-async fn blocking<T, F>(work: F) -> Result<T>
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
@@ -509,22 +566,34 @@ where
         Ok(entries)
     }
 
-    /// Reads the entries at `seqs` (those of `start..`) from the log.
+    /// Reads the entries at `seqs` (those of `start..`) from the log. The
+    /// sequences are read in log order (a multi-log's compaction moves
+    /// entries forward, so they need not ascend with the index), and a
+    /// wide gap between two of them (other groups' records in a multi-log)
+    /// is skipped by starting a new reader at the next one.
     fn read_back(&self, start: u64, seqs: &[Seq]) -> Result<Vec<C::Entry>> {
-        let mut out = Vec::with_capacity(seqs.len());
-        let Some(&first) = seqs.first() else {
-            return Ok(out);
-        };
-        let mut reader = self.wal.replay(first)?;
-        for (offset, &want) in seqs.iter().enumerate() {
+        /// Records worth reading through rather than seeking over.
+        const SEEK_GAP: u64 = 256;
+        let mut order: Vec<(Seq, usize)> = seqs.iter().copied().zip(0..).collect();
+        order.sort_unstable();
+        let mut out: Vec<Option<C::Entry>> = seqs.iter().map(|_| None).collect();
+        let mut reader: Option<ironwal::LogReader> = None;
+        // The sequence the reader will yield next, at the earliest.
+        let mut at = Seq::ZERO;
+        for (want, slot) in order {
             let missing = || Error::Missing {
-                index: start + offset as u64,
+                index: start + slot as u64,
                 seq: want,
+            };
+            let reader = match reader.as_mut() {
+                Some(r) if want.get() <= at.get().saturating_add(SEEK_GAP) => r,
+                _ => reader.insert(self.wal.replay(want)?),
             };
             loop {
                 let Some(entry) = reader.next_entry()? else {
                     return Err(missing());
                 };
+                at = Seq::new(entry.seq.get().saturating_add(1));
                 if entry.seq < want {
                     continue;
                 }
@@ -536,11 +605,13 @@ where
                     seq: entry.seq,
                     reason,
                 })?;
-                out.push(decoded);
+                if let Some(out) = out.get_mut(slot) {
+                    *out = Some(decoded);
+                }
                 break;
             }
         }
-        Ok(out)
+        Ok(out.into_iter().flatten().collect())
     }
 }
 
@@ -625,14 +696,13 @@ where
         I: IntoIterator<Item = C::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let durable = self.append_entries(entries).map_err(write_error)?;
+        let last = self.write_entries(entries).map_err(write_error)?;
+        let last = last.unwrap_or_else(|| self.shared.wal.last_seq());
         let previous = self.previous_flush.take();
         if self.sync_on_append {
             // The calling thread leads the fdatasync (or joins the group
             // commit in flight); the entries are durable before it returns.
-            drop(durable);
-            let wal = &self.shared.wal;
-            let result = wal.wait_durable(wal.last_seq());
+            let result = self.shared.wal.wait_durable(last);
             if let Some(previous) = previous {
                 // Callbacks complete in order: an earlier append's task is
                 // woken by this very sync.
@@ -641,6 +711,7 @@ where
             callback.log_io_completed(result.map_err(|e| Error::from(e).into_io()));
             return Ok(());
         }
+        let durable = self.when_durable(last);
         let (done, next) = oneshot::channel();
         self.previous_flush = Some(next);
         // Detached: the task lives on until the callback is called.

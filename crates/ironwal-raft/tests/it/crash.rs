@@ -29,7 +29,7 @@ const DIR: &str = "/raft";
 const OPS: usize = 60;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Model {
+pub(crate) struct Model {
     entries: BTreeMap<u64, (LogId<u64>, String)>,
     vote: Option<Vote<u64>>,
     committed: Option<LogId<u64>>,
@@ -48,7 +48,7 @@ impl Model {
             .map_or(self.floor(), |last| last + 1)
     }
 
-    fn matches(&self, seen: &Observed) -> bool {
+    pub(crate) fn matches(&self, seen: &Observed) -> bool {
         let last = self
             .entries
             .values()
@@ -62,7 +62,7 @@ impl Model {
             && seen.last_log == last
     }
 
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let first = self.entries.values().next().map(|e| e.0);
         let last = self.entries.values().next_back().map(|e| e.0);
         format!(
@@ -75,7 +75,7 @@ impl Model {
     }
 }
 
-fn summary(seen: &Observed) -> String {
+pub(crate) fn summary(seen: &Observed) -> String {
     format!(
         "{} entries ({:?} ..= {:?}), vote {:?}, committed {:?}, purged {:?}",
         seen.entries.len(),
@@ -88,7 +88,7 @@ fn summary(seen: &Observed) -> String {
 }
 
 #[derive(Debug)]
-enum Change {
+pub(crate) enum Change {
     Append(Vec<Entry<C>>),
     Vote(Vote<u64>),
     Committed(Option<LogId<u64>>),
@@ -98,7 +98,7 @@ enum Change {
 
 impl Change {
     /// Whether returning successfully means the change is durable.
-    fn acknowledges(&self) -> bool {
+    pub(crate) fn acknowledges(&self) -> bool {
         matches!(
             self,
             Change::Append(_) | Change::Vote(_) | Change::Truncate(_)
@@ -106,7 +106,7 @@ impl Change {
     }
 
     /// The model after the change, following the store's rules.
-    fn apply(&self, model: &Model) -> Model {
+    pub(crate) fn apply(&self, model: &Model) -> Model {
         let mut next = model.clone();
         match self {
             Change::Append(entries) => {
@@ -134,7 +134,7 @@ impl Change {
 }
 
 /// Draws the next change from the workload's generator.
-fn draw(rng: &mut Rng, model: &Model, term: &mut u64, vote_term: &mut u64) -> Change {
+pub(crate) fn draw(rng: &mut Rng, model: &Model, term: &mut u64, vote_term: &mut u64) -> Change {
     let (floor, end) = (model.floor(), model.end());
     let first = model.entries.keys().next().copied().unwrap_or(floor);
     match rng.below(20) {

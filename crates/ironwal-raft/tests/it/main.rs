@@ -6,6 +6,8 @@ mod chaos;
 mod cluster;
 mod crash;
 mod held;
+mod multi;
+mod multi_crash;
 mod purge;
 mod reopen;
 mod suite;
