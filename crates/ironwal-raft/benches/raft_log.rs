@@ -22,40 +22,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ironwal_raft::kv::{KvRequest, KvTypeConfig};
+use ironwal_raft::kv::KvTypeConfig;
 use ironwal_raft::{LogStore, StoreOptions};
 use openraft::storage::RaftLogStorageExt;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+mod common;
+
+use common::{entry, Noise, VALUE_LEN};
 
 const BATCHES: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
-const VALUE_LEN: usize = 256;
-
-/// A deterministic stream of printable bytes (splitmix64).
-struct Noise(u64);
-
-impl Noise {
-    fn text(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| {
-                self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = self.0;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                char::from(b'!' + ((z ^ (z >> 31)) % 94) as u8)
-            })
-            .collect()
-    }
-}
-
-fn entry(noise: &mut Noise, index: u64) -> Entry<KvTypeConfig> {
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(KvRequest::Set {
-            key: format!("k{index}"),
-            value: noise.text(VALUE_LEN),
-        }),
-    }
-}
 
 /// Appends batches of `batch` for `warmup`, then for `measure`; returns
 /// entries per second of the measured part.
