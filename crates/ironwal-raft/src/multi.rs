@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use ironwal::{Op, SegmentInfo, Seq, Wal, WriteBatch};
 use openraft::RaftTypeConfig;
@@ -220,7 +220,6 @@ pub(crate) struct Inner<C: RaftTypeConfig> {
     /// What retention passes did since the log was opened.
     totals: Mutex<Compaction>,
     recovered: MultiRecovered,
-    me: Weak<Inner<C>>,
 }
 
 impl<C: RaftTypeConfig> fmt::Debug for MultiLog<C> {
@@ -274,40 +273,45 @@ where
         tracing::info!(dir = %wal.dir().display(), "opened multi-raft log: {recovered}");
         let sync_on_append =
             options.sync_on_append && options.wal.sync_policy == ironwal::SyncPolicy::Always;
-        let inner = Arc::new_cyclic(|me: &Weak<Inner<C>>| {
-            let groups = groups
-                .into_iter()
-                .map(|(id, (state, recovered))| {
-                    let shared = Shared {
-                        wal: Arc::clone(&wal),
-                        keys: Keys::group(id),
-                        cache_bytes: options.cache_bytes,
-                        state: Mutex::new(state),
-                        recovered,
-                        multi: Some(me.clone()),
-                    };
-                    (id, Arc::new(shared))
-                })
-                .collect();
-            Inner {
-                wal,
-                options,
-                sync_on_append,
-                groups: RwLock::new(groups),
-                retention: Mutex::new(()),
-                totals: Mutex::new(Compaction::default()),
-                recovered,
-                me: me.clone(),
-            }
-        });
-        Ok(MultiLog { inner })
+        let groups = groups
+            .into_iter()
+            .map(|(id, (state, recovered))| {
+                let shared = Shared {
+                    wal: Arc::clone(&wal),
+                    keys: Keys::group(id),
+                    cache_bytes: options.cache_bytes,
+                    state: Mutex::new(state),
+                    recovered,
+                };
+                (id, Arc::new(shared))
+            })
+            .collect();
+        let inner = Inner {
+            wal,
+            options,
+            sync_on_append,
+            groups: RwLock::new(groups),
+            retention: Mutex::new(()),
+            totals: Mutex::new(Compaction::default()),
+            recovered,
+        };
+        Ok(MultiLog {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The store of group `id`, created empty if the log holds nothing of
     /// it. Use one store per group at a time (openraft's log storage has
     /// a single writer); its readers ([`LogStore::reader`]) may be many.
+    /// The stores keep the log open: it closes when the last is dropped
+    /// (or at once with [`MultiLog::close`]).
     pub fn group(&self, id: u64) -> LogStore<C> {
-        LogStore::on(self.inner.shared(id), self.inner.sync_on_append)
+        let inner = &self.inner;
+        LogStore::on(
+            inner.shared(id),
+            inner.sync_on_append,
+            Some(Arc::clone(inner)),
+        )
     }
 
     /// The groups the log holds, ascending.
@@ -409,7 +413,6 @@ where
                 cache_bytes: self.options.cache_bytes,
                 state: Mutex::new(State::new()),
                 recovered: Recovered::nothing(self.wal.segments().len()),
-                multi: Some(self.me.clone()),
             })
         });
         Arc::clone(shared)

@@ -9,7 +9,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use ironwal::{SegmentInfo, Seq, Wal, WriteBatch};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -100,8 +100,6 @@ pub(crate) struct Shared<C: RaftTypeConfig> {
     pub(crate) cache_bytes: usize,
     pub(crate) state: Mutex<State<C>>,
     pub(crate) recovered: Recovered<C>,
-    /// The multi-log this group belongs to, which owns retention.
-    pub(crate) multi: Option<Weak<Multi<C>>>,
 }
 
 /// openraft's log storage (storage-v2 `RaftLogStorage`) on an ironwal
@@ -144,6 +142,9 @@ pub struct LogStore<C: RaftTypeConfig> {
     previous_flush: Option<oneshot::Receiver<()>>,
     /// [`StoreOptions::sync_on_append`], where the sync policy is `Always`.
     sync_on_append: bool,
+    /// The multi-log this store is a group of, which owns retention (and
+    /// lives as long as any of its stores).
+    multi: Option<Arc<Multi<C>>>,
 }
 
 /// A reader of a [`LogStore`]'s entries, for openraft's replication tasks.
@@ -196,17 +197,21 @@ where
             cache_bytes: options.cache_bytes,
             state: Mutex::new(state),
             recovered,
-            multi: None,
         };
-        Ok(LogStore::on(Arc::new(shared), sync_on_append))
+        Ok(LogStore::on(Arc::new(shared), sync_on_append, None))
     }
 
-    /// A store writing through `shared`.
-    pub(crate) fn on(shared: Arc<Shared<C>>, sync_on_append: bool) -> Self {
+    /// A store writing through `shared`, a group of `multi` if given.
+    pub(crate) fn on(
+        shared: Arc<Shared<C>>,
+        sync_on_append: bool,
+        multi: Option<Arc<Multi<C>>>,
+    ) -> Self {
         LogStore {
             shared,
             previous_flush: None,
             sync_on_append,
+            multi,
         }
     }
 
@@ -401,7 +406,7 @@ where
     /// the purge record, in one durable batch) so they survive.
     pub async fn purge_upto(&mut self, log_id: LogIdOf<C>) -> Result<()> {
         let shared = Arc::clone(&self.shared);
-        if let Some(multi) = &shared.multi {
+        if let Some(multi) = &self.multi {
             // A group of a multi-log: the purge record is all this group
             // writes; the multi-log deletes what no group needs any more.
             {
@@ -415,11 +420,10 @@ where
                 st.purge(log_id.clone());
                 st.purge_seq = Some(seq);
             }
-            if let Some(multi) = multi.upgrade() {
-                match blocking(move || multi.maintain()).await {
-                    Ok(done) => done.log(),
-                    Err(error) => tracing::warn!(%error, "multi-log retention failed"),
-                }
+            let multi = Arc::clone(multi);
+            match blocking(move || multi.maintain()).await {
+                Ok(done) => done.log(),
+                Err(error) => tracing::warn!(%error, "multi-log retention failed"),
             }
             return Ok(());
         }

@@ -14,7 +14,15 @@
 //! ```
 //!
 //! `put` and `get` go through the leader (following its hint once); `get`
-//! is linearizable (openraft's `ensure_linearizable`). The chaos harness
+//! is linearizable (openraft's `ensure_linearizable`).
+//!
+//! **Sharded:** `node --groups G` runs G Raft groups on every node, keys
+//! hashed over them (each group elects its own leader: the node that
+//! `init` reached leads them all at first, and a failover spreads them),
+//! their logs in one ironwal
+//! [`MultiLog`](ironwal_raft::MultiLog) per node, all groups sharing its
+//! fsyncs. Every node of a cluster must run the same number of groups; a
+//! directory written with one count reads back only with the same count. The chaos harness
 //! (`examples/chaos`) starts nodes with `--journal`, to learn which bytes
 //! each fdatasync made durable (`journal.rs`).
 //!
@@ -34,8 +42,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use ironwal_raft::kv::{KvRequest, KvStateMachine};
-use ironwal_raft::{LogStore, StoreOptions};
+use ironwal_raft::kv::{KvRequest, KvStateMachine, KvTypeConfig};
+use ironwal_raft::{LogStore, MultiLog, MultiLogOptions, StoreOptions};
 use openraft::{Config, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 
@@ -73,6 +81,10 @@ enum Command {
         /// 64 MiB); the chaos harness makes it small so rotations happen.
         #[arg(long, value_name = "BYTES")]
         max_segment_size: Option<u64>,
+        /// Raft groups (shards) on this node, keys hashed over them, their
+        /// logs in one multi-log; 1 keeps one plain log.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        groups: u64,
     },
     /// Makes the given nodes a cluster: `ID=ADDR` each.
     Init {
@@ -112,15 +124,16 @@ async fn main() -> Result<(), Error> {
             journal,
             lying_fsync,
             max_segment_size,
+            groups,
         } => {
-            let mut options = StoreOptions::default();
+            let mut wal = StoreOptions::default().wal;
             if let Some(size) = max_segment_size {
-                options.wal.max_segment_size = size;
+                wal.max_segment_size = size;
             }
             if let Some(journal) = journal {
-                options.wal.storage = Arc::new(JournalStorage::new(&journal, lying_fsync)?);
+                wal.storage = Arc::new(JournalStorage::new(&journal, lying_fsync)?);
             }
-            run_node(id, &addr, dir, options).await
+            run_node(id, &addr, dir, wal, groups).await
         }
         Command::Init { addr, members } => {
             let mut map = BTreeMap::new();
@@ -164,9 +177,37 @@ async fn print(addr: &str, request: Request) -> Result<(), Error> {
     Ok(())
 }
 
-async fn run_node(id: u64, addr: &str, dir: PathBuf, options: StoreOptions) -> Result<(), Error> {
-    let store = LogStore::open(&dir, options)?;
-    let recovered = store.recovered().clone();
+/// Opens the node's log: one store, or one per group of a multi-log.
+/// Returns the stores and what opening found.
+fn open_logs(
+    dir: &std::path::Path,
+    wal: ironwal::Options,
+    groups: u64,
+) -> Result<(Vec<LogStore<KvTypeConfig>>, u64, String), Error> {
+    if groups == 1 {
+        let store = LogStore::open(dir, StoreOptions::default().wal(wal))?;
+        let recovered = store.recovered();
+        let (entries, text) = (recovered.entries, recovered.to_string());
+        return Ok((vec![store], entries, text));
+    }
+    let log = MultiLog::open(dir, MultiLogOptions::default().wal(wal))?;
+    let found = log.groups();
+    if found.iter().any(|&g| g >= groups) {
+        return Err(format!("the log holds groups {found:?}, more than --groups {groups}").into());
+    }
+    let recovered = log.recovered();
+    let (entries, text) = (recovered.entries, recovered.to_string());
+    Ok(((0..groups).map(|g| log.group(g)).collect(), entries, text))
+}
+
+async fn run_node(
+    id: u64,
+    addr: &str,
+    dir: PathBuf,
+    wal: ironwal::Options,
+    groups: u64,
+) -> Result<(), Error> {
+    let (stores, recovered_entries, recovered) = open_logs(&dir, wal, groups)?;
     eprintln!("node {id}: recovered {recovered}");
     let config = Config {
         cluster_name: "raft-kv".into(),
@@ -180,16 +221,25 @@ async fn run_node(id: u64, addr: &str, dir: PathBuf, options: StoreOptions) -> R
         ..Config::default()
     }
     .validate()?;
-    let kv = KvStateMachine::new();
-    let raft = Raft::new(id, Arc::new(config), network::Network, store, kv.clone()).await?;
+    let config = Arc::new(config);
+    let mut shards = Vec::with_capacity(stores.len());
+    for (group, store) in (0..).zip(stores) {
+        let kv = KvStateMachine::new();
+        let recovered_last_index = store.recovered().last_log_id.map(|id| id.index);
+        let network = network::Network { group };
+        let raft = Raft::new(id, Arc::clone(&config), network, store, kv.clone()).await?;
+        shards.push(server::Shard {
+            raft,
+            kv,
+            recovered_last_index,
+        });
+    }
     let listener = TcpListener::bind(addr).await?;
-    eprintln!("node {id}: listening on {addr}");
+    eprintln!("node {id}: listening on {addr} ({groups} Raft groups)");
     let node = Arc::new(server::Node {
-        raft,
-        kv,
-        recovered_entries: recovered.entries,
-        recovered: recovered.to_string(),
-        recovered_last_index: recovered.last_log_id.map(|id| id.index),
+        shards,
+        recovered_entries,
+        recovered,
     });
     server::serve(listener, node).await?;
     Ok(())

@@ -15,13 +15,17 @@ use openraft::BasicNode;
 
 use crate::rpc::{Conn, Request, Response};
 
-pub struct Network;
+/// The network of one Raft group: its messages name the group.
+pub struct Network {
+    pub group: u64,
+}
 
 impl RaftNetworkFactory<KvTypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
         Peer {
+            group: self.group,
             target,
             addr: node.addr.clone(),
             conn: None,
@@ -30,6 +34,7 @@ impl RaftNetworkFactory<KvTypeConfig> for Network {
 }
 
 pub struct Peer {
+    group: u64,
     target: u64,
     addr: String,
     conn: Option<Conn>,
@@ -81,7 +86,7 @@ impl RaftNetwork<KvTypeConfig> for Peer {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>> {
         match self
-            .call(Request::AppendEntries(rpc), option.hard_ttl())
+            .call(Request::AppendEntries(self.group, rpc), option.hard_ttl())
             .await?
         {
             Response::AppendEntries(result) => {
@@ -97,7 +102,7 @@ impl RaftNetwork<KvTypeConfig> for Peer {
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
         match self
-            .call(Request::InstallSnapshot(rpc), option.hard_ttl())
+            .call(Request::InstallSnapshot(self.group, rpc), option.hard_ttl())
             .await?
         {
             Response::InstallSnapshot(result) => {
@@ -112,7 +117,10 @@ impl RaftNetwork<KvTypeConfig> for Peer {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<u64>> {
-        match self.call(Request::Vote(rpc), option.hard_ttl()).await? {
+        match self
+            .call(Request::Vote(self.group, rpc), option.hard_ttl())
+            .await?
+        {
             Response::Vote(result) => {
                 result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }

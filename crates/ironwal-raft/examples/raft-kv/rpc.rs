@@ -16,13 +16,16 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-/// What a node is asked: Raft's messages between nodes, and the clients'.
+/// What a node is asked: Raft's messages between nodes (each for one Raft
+/// group of the node; there is one group unless the node runs sharded),
+/// and the clients'. Clients name keys, not groups: a node sends each key
+/// to the group it hashes to.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
-    AppendEntries(AppendEntriesRequest<KvTypeConfig>),
-    Vote(VoteRequest<u64>),
-    InstallSnapshot(InstallSnapshotRequest<KvTypeConfig>),
-    /// Make these nodes the cluster (sent to one node, once).
+    AppendEntries(u64, AppendEntriesRequest<KvTypeConfig>),
+    Vote(u64, VoteRequest<u64>),
+    InstallSnapshot(u64, InstallSnapshotRequest<KvTypeConfig>),
+    /// Make these nodes the cluster of every group (sent to one node, once).
     Init(BTreeMap<u64, String>),
     /// A write, accepted by the leader only.
     Write(KvRequest),
@@ -55,7 +58,8 @@ pub enum Response {
     Status(Status),
 }
 
-/// A node's view of the cluster.
+/// A node's view of the cluster (of its first Raft group, and the leader
+/// and last log index of each group).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Status {
     pub id: u64,
@@ -68,6 +72,12 @@ pub struct Status {
     /// What the log store recovered from its ironwal log at start.
     pub recovered_entries: u64,
     pub recovered: String,
+    /// Each Raft group's leader, in group order.
+    #[serde(default)]
+    pub leaders: Vec<Option<u64>>,
+    /// Each Raft group's last log index, in group order.
+    #[serde(default)]
+    pub last_log_indexes: Vec<Option<u64>>,
 }
 
 /// One end of a connection.

@@ -5,20 +5,34 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironwal_raft::kv::{KvStateMachine, KvTypeConfig};
+use ironwal_raft::kv::{KvRequest, KvStateMachine, KvTypeConfig};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use tokio::net::TcpListener;
 
 use crate::rpc::{Conn, Request, Response, Status};
 
-pub struct Node {
+/// One Raft group of a node: a shard of the keys.
+pub struct Shard {
     pub raft: Raft<KvTypeConfig>,
     pub kv: KvStateMachine,
+    /// The index of the last entry the group's log held at start.
+    pub recovered_last_index: Option<u64>,
+}
+
+pub struct Node {
+    /// One, or (sharded) one per group, keys hashed over them.
+    pub shards: Vec<Shard>,
     pub recovered_entries: u64,
     pub recovered: String,
-    /// The index of the last entry the log held at start.
-    pub recovered_last_index: Option<u64>,
+}
+
+/// The group of `key`: FNV-1a of its bytes, modulo the groups.
+pub fn group_of(key: &str, groups: usize) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % groups.max(1) as u64) as usize
 }
 
 pub async fn serve(listener: TcpListener, node: Arc<Node>) -> std::io::Result<()> {
@@ -38,8 +52,8 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>) -> std::io::Result<()
     }
 }
 
-impl Node {
-    /// Whether this node's state machine has caught up with what its log
+impl Shard {
+    /// Whether this group's state machine has caught up with what its log
     /// held at start.
     ///
     /// The state machine lives in memory, so a restart takes it back to the
@@ -63,60 +77,117 @@ impl Node {
             .map_err(|e| format!("not caught up with the log recovered at start: {e}"))
     }
 
+    async fn write(&self, write: KvRequest) -> Response {
+        match self.raft.client_write(write).await {
+            Ok(written) => Response::Written {
+                index: written.log_id.index,
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+                Response::NotLeader {
+                    leader: to.leader_id.zip(to.leader_node),
+                }
+            }
+            Err(e) => Response::Failed(e.to_string()),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Response {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => match self.caught_up().await {
+                Ok(()) => Response::Value(self.kv.get(key)),
+                Err(e) => Response::Failed(e),
+            },
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
+                Response::NotLeader {
+                    leader: to.leader_id.zip(to.leader_node),
+                }
+            }
+            Err(e) => Response::Failed(e.to_string()),
+        }
+    }
+}
+
+impl Node {
+    fn shard(&self, key: &str) -> Option<&Shard> {
+        self.shards.get(group_of(key, self.shards.len()))
+    }
+
+    fn group(&self, group: u64) -> Result<&Shard, String> {
+        usize::try_from(group)
+            .ok()
+            .and_then(|g| self.shards.get(g))
+            .ok_or_else(|| format!("no Raft group {group} here ({} groups)", self.shards.len()))
+    }
+
     async fn handle(&self, request: Request) -> Response {
         match request {
-            Request::AppendEntries(rpc) => {
-                Response::AppendEntries(self.raft.append_entries(rpc).await)
-            }
-            Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
-            Request::InstallSnapshot(rpc) => {
-                Response::InstallSnapshot(self.raft.install_snapshot(rpc).await)
-            }
+            Request::AppendEntries(group, rpc) => match self.group(group) {
+                Ok(shard) => Response::AppendEntries(shard.raft.append_entries(rpc).await),
+                Err(e) => Response::Failed(e),
+            },
+            Request::Vote(group, rpc) => match self.group(group) {
+                Ok(shard) => Response::Vote(shard.raft.vote(rpc).await),
+                Err(e) => Response::Failed(e),
+            },
+            Request::InstallSnapshot(group, rpc) => match self.group(group) {
+                Ok(shard) => Response::InstallSnapshot(shard.raft.install_snapshot(rpc).await),
+                Err(e) => Response::Failed(e),
+            },
             Request::Init(members) => {
                 let nodes: BTreeMap<u64, BasicNode> = members
                     .into_iter()
                     .map(|(id, addr)| (id, BasicNode { addr }))
                     .collect();
-                Response::Init(self.raft.initialize(nodes).await.map_err(|e| e.to_string()))
-            }
-            Request::Write(write) => match self.raft.client_write(write).await {
-                Ok(written) => Response::Written {
-                    index: written.log_id.index,
-                },
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
-                    Response::NotLeader {
-                        leader: to.leader_id.zip(to.leader_node),
+                for shard in &self.shards {
+                    if let Err(e) = shard.raft.initialize(nodes.clone()).await {
+                        return Response::Init(Err(e.to_string()));
                     }
                 }
-                Err(e) => Response::Failed(e.to_string()),
-            },
-            Request::Get(key) => match self.raft.ensure_linearizable().await {
-                Ok(_) => match self.caught_up().await {
-                    Ok(()) => Response::Value(self.kv.get(&key)),
-                    Err(e) => Response::Failed(e),
-                },
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
-                    Response::NotLeader {
-                        leader: to.leader_id.zip(to.leader_node),
-                    }
-                }
-                Err(e) => Response::Failed(e.to_string()),
-            },
-            Request::Read(keys) => Response::Values(keys.iter().map(|k| self.kv.get(k)).collect()),
-            Request::Status => {
-                let m = self.raft.metrics().borrow().clone();
-                Response::Status(Status {
-                    id: m.id,
-                    state: format!("{:?}", m.state),
-                    term: m.current_term,
-                    leader: m.current_leader,
-                    last_log_index: m.last_log_index,
-                    last_applied_index: m.last_applied.map(|id| id.index),
-                    keys: self.kv.len(),
-                    recovered_entries: self.recovered_entries,
-                    recovered: self.recovered.clone(),
-                })
+                Response::Init(Ok(()))
             }
+            Request::Write(write) => {
+                let key = match &write {
+                    KvRequest::Set { key, .. } | KvRequest::Delete { key } => key.clone(),
+                };
+                match self.shard(&key) {
+                    Some(shard) => shard.write(write).await,
+                    None => Response::Failed("no Raft group".to_owned()),
+                }
+            }
+            Request::Get(key) => match self.shard(&key) {
+                Some(shard) => shard.get(&key).await,
+                None => Response::Failed("no Raft group".to_owned()),
+            },
+            Request::Read(keys) => Response::Values(
+                keys.iter()
+                    .map(|k| self.shard(k).and_then(|shard| shard.kv.get(k)))
+                    .collect(),
+            ),
+            Request::Status => self.status(),
         }
+    }
+
+    fn status(&self) -> Response {
+        let metrics: Vec<_> = self
+            .shards
+            .iter()
+            .map(|shard| shard.raft.metrics().borrow().clone())
+            .collect();
+        let Some(m) = metrics.first() else {
+            return Response::Failed("no Raft group".to_owned());
+        };
+        Response::Status(Status {
+            id: m.id,
+            state: format!("{:?}", m.state),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|id| id.index),
+            keys: self.shards.iter().map(|shard| shard.kv.len()).sum(),
+            recovered_entries: self.recovered_entries,
+            recovered: self.recovered.clone(),
+            leaders: metrics.iter().map(|m| m.current_leader).collect(),
+            last_log_indexes: metrics.iter().map(|m| m.last_log_index).collect(),
+        })
     }
 }

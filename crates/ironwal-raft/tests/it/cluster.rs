@@ -4,6 +4,10 @@
 //! both survivors, then restart the killed node and check that it catches
 //! up from its own ironwal log (and the leader).
 //!
+//! A second test runs the example sharded (`--groups 8`, one multi-log
+//! per node): every group gets keys, a failover moves every group's
+//! leadership, and the restarted node catches up from its multi-log.
+//!
 //! Needs the example binary, which `cargo test` builds; with a filtered
 //! build (`cargo test --test it`) build it first:
 //! `cargo build -p ironwal-raft --example raft-kv`.
@@ -72,10 +76,16 @@ struct Cluster {
     dir: tempfile::TempDir,
     addrs: Vec<String>,
     nodes: Vec<Option<Child>>,
+    /// Extra arguments of every node.
+    args: Vec<String>,
 }
 
 impl Cluster {
     fn start(size: u64) -> Cluster {
+        Cluster::start_with(size, &[])
+    }
+
+    fn start_with(size: u64, args: &[&str]) -> Cluster {
         let addrs = (0..size)
             .map(|_| {
                 // A free loopback port: bind, note, release.
@@ -88,6 +98,7 @@ impl Cluster {
             dir: tempfile::tempdir().unwrap(),
             addrs,
             nodes: Vec::new(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         for id in 1..=size {
             let child = cluster.spawn(id);
@@ -110,6 +121,7 @@ impl Cluster {
             .args(["node", "--id", &id.to_string(), "--addr", self.addr(id)])
             .arg("--dir")
             .arg(self.dir.path().join(format!("node-{id}")))
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -313,6 +325,148 @@ fn three_nodes_survive_the_loss_of_the_leader() {
              after killing {leader}; restarted node recovered {recovered} entries; total {:?}",
             KEYS as f64 / write_time.as_secs_f64(),
             started.elapsed()
+        );
+    });
+}
+
+/// Writes `key-{i}` for `keys` through any node, following each group's
+/// leader hint; returns the node that answered each write.
+async fn write_following_leaders(cluster: &Cluster, keys: std::ops::Range<usize>) -> Vec<String> {
+    let mut answered = Vec::new();
+    for i in keys {
+        let write = json!({ "Write": { "Set": { "key": format!("key-{i}"), "value": format!("value-{i}") } } });
+        let mut next = i as u64;
+        let mut addr = cluster.addr(1 + next % 3).to_owned();
+        let start = Instant::now();
+        loop {
+            let answer = call(&addr, write.clone()).await;
+            match answer {
+                Ok(answer) if answer.get("Written").is_some() => {
+                    answered.push(addr);
+                    break;
+                }
+                Ok(answer) => {
+                    // {"NotLeader": {"leader": [id, {"addr": ...}]}}, or no
+                    // leader yet: ask again.
+                    if let Some(to) = answer["NotLeader"]["leader"][1]["addr"].as_str() {
+                        addr = to.to_owned();
+                    }
+                }
+                // A node down: try the next.
+                Err(_) => {
+                    next += 1;
+                    addr = cluster.addr(1 + next % 3).to_owned();
+                }
+            }
+            assert!(start.elapsed() < PHASE, "write of key-{i} never succeeded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    answered
+}
+
+#[test]
+fn a_sharded_cluster_spreads_groups_over_nodes_and_restarts_from_its_multi_log() {
+    const GROUPS: usize = 8;
+    const SHARDED_KEYS: usize = 400;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut cluster = Cluster::start_with(3, &["--groups", &GROUPS.to_string()]);
+        for id in 1..=3 {
+            cluster
+                .wait_for(&format!("node {id} to answer"), || cluster.status(id))
+                .await;
+        }
+        let members =
+            json!({ "Init": { "1": cluster.addr(1), "2": cluster.addr(2), "3": cluster.addr(3) } });
+        let answer = call(cluster.addr(1), members).await.unwrap();
+        assert_eq!(answer, json!({ "Init": { "Ok": null } }));
+        cluster
+            .wait_for("a leader in every group", || async {
+                let status = cluster.status(1).await?;
+                let leaders = status["leaders"].as_array()?;
+                (leaders.len() == GROUPS && leaders.iter().all(|l| l.is_u64())).then_some(())
+            })
+            .await;
+
+        let answered = write_following_leaders(&cluster, 0..SHARDED_KEYS).await;
+        let keys: Vec<usize> = (0..SHARDED_KEYS).collect();
+        for id in 1..=3 {
+            let keys = keys.clone();
+            cluster
+                .wait_for(&format!("node {id} to hold every write"), || {
+                    let keys = keys.clone();
+                    let cluster = &cluster;
+                    async move { cluster.has_all(id, &keys).await.then_some(()) }
+                })
+                .await;
+        }
+        // The keys went to every group: each group's log grew past the
+        // entries its election and membership wrote.
+        let status = cluster.status(1).await.unwrap();
+        let indexes: Vec<u64> = status["last_log_indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap_or(0))
+            .collect();
+        assert_eq!(indexes.len(), GROUPS);
+        assert!(
+            indexes.iter().all(|&i| i > 10),
+            "some group took almost no keys: {indexes:?}"
+        );
+        let leaders: std::collections::BTreeSet<&String> = answered.iter().collect();
+        println!(
+            "{SHARDED_KEYS} writes answered by {} leader node(s); group logs end at {indexes:?}",
+            leaders.len()
+        );
+
+        // Kill the node that leads (node 1 initialized every group, so it
+        // leads them all): each group elects a leader among the others.
+        cluster.kill(1);
+        let leaders: Vec<u64> = cluster
+            .wait_for("a new leader in every group", || async {
+                let status = cluster.status(2).await?;
+                let leaders: Option<Vec<u64>> = status["leaders"]
+                    .as_array()?
+                    .iter()
+                    .map(|l| l.as_u64())
+                    .collect();
+                leaders.filter(|l| l.len() == GROUPS && l.iter().all(|&id| id != 1))
+            })
+            .await;
+        let more = write_following_leaders(&cluster, SHARDED_KEYS..SHARDED_KEYS + 100).await;
+        let all: Vec<usize> = (0..SHARDED_KEYS + 100).collect();
+        // A restarted node rebuilds every group from its one multi-log and
+        // catches up on what it missed.
+        cluster.restart(1);
+        let status = cluster
+            .wait_for("node 1 to restart", || cluster.status(1))
+            .await;
+        let recovered = status["recovered_entries"].as_u64().unwrap();
+        assert!(
+            recovered >= SHARDED_KEYS as u64,
+            "node 1 recovered {recovered} entries: {status}"
+        );
+        assert!(status["recovered"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{GROUPS} groups")));
+        cluster
+            .wait_for("node 1 to catch up on every key", || {
+                let keys = all.clone();
+                let cluster = &cluster;
+                async move { cluster.has_all(1, &keys).await.then_some(()) }
+            })
+            .await;
+        let spread: std::collections::BTreeSet<&String> = more.iter().collect();
+        println!(
+            "after the failover, group leaders {leaders:?}; 100 writes answered by {} node(s)",
+            spread.len()
         );
     });
 }
