@@ -88,6 +88,22 @@
 //! from the log with [`ironwal::Wal::replay`], which skips the segments that
 //! end before them.
 //!
+//! # Many groups in one log
+//!
+//! [`MultiLog`] keeps the logs of many Raft groups (a sharded service's
+//! regions) in one [`ironwal::Wal`]: each group's records are the records
+//! above behind a group prefix, `b'g'` + group id (u64 BE), plus
+//!
+//! | record | key (after the prefix) | value | meaning on replay |
+//! |---|---|---|---|
+//! | moved | `b'm'` + index (u64 BE) + postcard(leader id) | postcard(entry) | the present entry at `index` is now here |
+//! | removed | `b'x'` | empty | the group is gone |
+//!
+//! [`MultiLog::group`] hands out a [`LogStore`] per group; all groups share
+//! the log's group commit. Retention spans the groups and rewrites the live
+//! entries of mostly dead old segments forward
+//! ([`MultiLogOptions::rewrite_live_ratio`]).
+//!
 //! # Retention
 //!
 //! `purge` removes the write-ahead log's segments whose records are all
