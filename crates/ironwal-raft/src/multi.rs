@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ironwal::{Op, SegmentInfo, Seq, Wal, WriteBatch};
@@ -110,6 +111,13 @@ pub struct Compaction {
 }
 
 impl Compaction {
+    fn add(&mut self, other: &Compaction) {
+        self.segments_removed += other.segments_removed;
+        self.entries_moved += other.entries_moved;
+        self.bytes_moved += other.bytes_moved;
+        self.metadata_rewritten += other.metadata_rewritten;
+    }
+
     pub(crate) fn log(&self) {
         if self.segments_removed > 0 {
             tracing::debug!(
@@ -219,6 +227,8 @@ pub(crate) struct Inner<C: RaftTypeConfig> {
     retention: Mutex<()>,
     /// What retention passes did since the log was opened.
     totals: Mutex<Compaction>,
+    /// A purge asked for a pass.
+    pending: AtomicBool,
     recovered: MultiRecovered,
 }
 
@@ -293,6 +303,7 @@ where
             groups: RwLock::new(groups),
             retention: Mutex::new(()),
             totals: Mutex::new(Compaction::default()),
+            pending: AtomicBool::new(false),
             recovered,
         };
         Ok(MultiLog {
@@ -422,12 +433,23 @@ where
         self.groups.read().values().cloned().collect()
     }
 
-    /// A retention pass unless one is running (it will see this purge).
+    /// A retention pass after a purge. When one is already running, it is
+    /// asked to run again once done (it may have read the groups' needs
+    /// before this purge), instead of waiting for it here.
     pub(crate) fn maintain(&self) -> Result<Compaction> {
-        match self.retention.try_lock() {
-            Some(_pass) => self.compact(),
-            None => Ok(Compaction::default()),
+        self.pending.store(true, Ordering::SeqCst);
+        let mut done = Compaction::default();
+        while self.pending.load(Ordering::SeqCst) {
+            // Whoever holds the lock checks `pending` again after releasing it.
+            let Some(_pass) = self.retention.try_lock() else {
+                break;
+            };
+            if !self.pending.swap(false, Ordering::SeqCst) {
+                break;
+            }
+            done.add(&self.compact()?);
         }
+        Ok(done)
     }
 
     /// The lowest sequence any group needs; the next sequence if none
@@ -458,11 +480,7 @@ where
     fn compact(&self) -> Result<Compaction> {
         let mut done = Compaction::default();
         let result = self.compact_into(&mut done);
-        let mut totals = self.totals.lock();
-        totals.segments_removed += done.segments_removed;
-        totals.entries_moved += done.entries_moved;
-        totals.bytes_moved += done.bytes_moved;
-        totals.metadata_rewritten += done.metadata_rewritten;
+        self.totals.lock().add(&done);
         result.map(|()| done)
     }
 
@@ -485,7 +503,7 @@ where
             return Ok(());
         };
         let needs: Vec<(Seq, Need)> = needs.into_iter().take_while(|(s, _)| *s < cut).collect();
-        self.move_entries(&needs, cut, done)?;
+        self.move_entries(&needs, done)?;
         self.rewrite_metadata(cut, done)?;
         // Defensive: delete nothing a group still needs.
         let low = self.low_water();
@@ -524,9 +542,10 @@ where
         needs
     }
 
-    /// Reads the live entries below `cut` and writes them forward, a chunk
-    /// at a time, each group's share of a chunk as one batch.
-    fn move_entries(&self, needs: &[(Seq, Need)], cut: Seq, done: &mut Compaction) -> Result<()> {
+    /// Reads the live entries `needs` names (all below the cut) and writes
+    /// them forward, a chunk at a time, each group's share of a chunk as
+    /// one batch.
+    fn move_entries(&self, needs: &[(Seq, Need)], done: &mut Compaction) -> Result<()> {
         let mut wanted = needs.iter().filter_map(|(seq, need)| match need {
             Need::Entry { group, index } => Some((*seq, *group, *index)),
             Need::Metadata => None,
@@ -538,23 +557,18 @@ where
         let mut chunk_bytes = 0;
         let mut reader = self.wal.replay(next.0)?;
         loop {
-            let Some(entry) = reader.next_entry()? else {
-                return Err(Error::Missing {
-                    index: next.2,
-                    seq: next.0,
-                });
+            let missing = || Error::Missing {
+                index: next.2,
+                seq: next.0,
             };
-            if entry.seq >= cut {
-                break;
-            }
+            let Some(entry) = reader.next_entry()? else {
+                return Err(missing());
+            };
             if entry.seq < next.0 {
                 continue;
             }
             if entry.seq > next.0 {
-                return Err(Error::Missing {
-                    index: next.2,
-                    seq: next.0,
-                });
+                return Err(missing());
             }
             let value = entry.value.unwrap_or_default();
             chunk_bytes += value.len();
@@ -698,4 +712,102 @@ fn rewrite_cut(segments: &[SegmentInfo], needs: &[(Seq, Need)], ratio: f64) -> O
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+    use super::*;
+    use crate::kv::{KvRequest, KvTypeConfig};
+
+    fn entry(group: u64, index: u64) -> Entry<KvTypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(KvRequest::Set {
+                key: format!("g{group}/{index}"),
+                value: "v".repeat(100),
+            }),
+        }
+    }
+
+    /// A read that locates a lagging group's entries, then meets a
+    /// retention pass that moves them and deletes their segments before it
+    /// reads them, finds them where they went.
+    #[test]
+    fn a_read_racing_a_retention_pass_finds_the_moved_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = MultiLogOptions::default().cache_bytes(0).wal(
+            ironwal::Options::default()
+                .max_segment_size(8 * 1024)
+                .preallocate(false),
+        );
+        let log = MultiLog::<KvTypeConfig>::open(dir.path(), options).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut laggard = log.group(2);
+            let durable = laggard
+                .append_entries((1..=20).map(|i| entry(2, i)))
+                .unwrap();
+            durable.await.unwrap();
+            let mut busy = log.group(1);
+            for i in 1..=400 {
+                busy.append_entries([entry(1, i)]).unwrap().await.unwrap();
+            }
+            busy.purge_upto(LogId::new(CommittedLeaderId::new(1, 1), 400))
+                .await
+                .unwrap();
+            // The purge's own pass may have moved them already: write more
+            // so that the next pass moves them again.
+            for i in 401..=800 {
+                busy.append_entries([entry(1, i)]).unwrap().await.unwrap();
+            }
+            let shared = log.inner.shared(2);
+            let first_seq = shared.state.lock().index.seq(1).unwrap();
+            let mut raced = None;
+            let read = shared
+                .entries_racing(1, 21, || {
+                    if raced.is_none() {
+                        busy_purge(&log, 800);
+                        raced = Some(log.inner.shared(2).state.lock().index.seq(1));
+                    }
+                })
+                .await
+                .unwrap();
+            assert_ne!(raced, Some(Some(first_seq)), "the pass moved the entries");
+            assert!(
+                log.segments()[0].first_seq.unwrap() > first_seq,
+                "and deleted their segment"
+            );
+            let keys: Vec<String> = read
+                .iter()
+                .map(|e| match &e.payload {
+                    EntryPayload::Normal(KvRequest::Set { key, .. }) => key.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                keys,
+                (1..=20).map(|i| format!("g2/{i}")).collect::<Vec<_>>()
+            );
+        });
+    }
+
+    /// Purges group 1 up to `upto` and runs a pass, blocking.
+    fn busy_purge(log: &MultiLog<KvTypeConfig>, upto: u64) {
+        let shared = log.inner.shared(1);
+        let mut st = shared.state.lock();
+        let value = record::encode(&LogId::new(CommittedLeaderId::new(1, 1u64), upto)).unwrap();
+        let seq = log
+            .inner
+            .wal
+            .put_nowait(&shared.keys.purge(), &value)
+            .unwrap();
+        st.purge(LogId::new(CommittedLeaderId::new(1, 1), upto));
+        st.purge_seq = Some(seq);
+        drop(st);
+        log.compact().unwrap();
+    }
 }

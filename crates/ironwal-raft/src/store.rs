@@ -246,6 +246,8 @@ where
 
     /// Syncs and closes the write-ahead log, releasing its directory lock
     /// (readers still holding the store keep no lock). Later writes fail.
+    /// For a group of a [`MultiLog`](crate::MultiLog) that is the shared
+    /// log: every group's writes fail after it.
     pub fn close(&self) -> Result<()> {
         Ok(self.shared.wal.close()?)
     }
@@ -532,42 +534,71 @@ where
     /// The entries present in `start..end`: the cached ones from memory,
     /// the others read back from the log (off the async threads).
     async fn entries(self: &Arc<Self>, start: u64, end: u64) -> Result<Vec<C::Entry>> {
-        let (start, seqs, cached) = {
-            let st = self.state.lock();
-            let start = start.max(st.index.first_index());
-            let end = end.min(st.index.end());
-            if st.index.is_empty() || start >= end {
-                return Ok(Vec::new());
+        self.entries_racing(start, end, || ()).await
+    }
+
+    /// [`Shared::entries`], running `meanwhile` between locating the
+    /// entries and reading them (tests race a retention pass there).
+    pub(crate) async fn entries_racing(
+        self: &Arc<Self>,
+        start: u64,
+        end: u64,
+        mut meanwhile: impl FnMut(),
+    ) -> Result<Vec<C::Entry>> {
+        // A multi-log's retention may move entries forward and delete the
+        // segments they were in while they are read: then read them again
+        // from where they are now. Each pass needs a rewrite to finish in
+        // between, so a few attempts suffice.
+        const ATTEMPTS: usize = 4;
+        let mut attempt = 1;
+        loop {
+            let (start, seqs, cached) = self.locate(start, end);
+            if seqs.is_empty() {
+                return Ok(cached);
             }
-            let cache_first = st.cache_first();
-            let skip = start.saturating_sub(cache_first) as usize;
-            let take = end.saturating_sub(start.max(cache_first)) as usize;
-            let cached: Vec<C::Entry> = st
-                .cache
-                .iter()
-                .skip(skip)
-                .take(take)
-                .map(|(e, _)| e.clone())
-                .collect();
-            (start, st.index.seqs(start, end.min(cache_first)), cached)
-        };
-        if seqs.is_empty() {
-            return Ok(cached);
+            meanwhile();
+            let shared = Arc::clone(self);
+            let wanted = seqs.clone();
+            let read = blocking(move || shared.read_back(start, &wanted)).await;
+            let mut entries = match read {
+                Ok(entries) => entries,
+                // A purge may have deleted the segments meanwhile: then the
+                // entries are gone, as the caller will see from the log state.
+                Err(_) if self.state.lock().index.first_index() > start => return Ok(Vec::new()),
+                Err(_) if attempt < ATTEMPTS && self.locate(start, end).1 != seqs => {
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if entries.len() == seqs.len() {
+                entries.extend(cached);
+            }
+            return Ok(entries);
         }
-        let shared = Arc::clone(self);
-        let wanted = seqs.len();
-        let read = blocking(move || shared.read_back(start, &seqs)).await;
-        let mut entries = match read {
-            Ok(entries) => entries,
-            // A purge may have deleted the segments meanwhile: then the
-            // entries are gone, as the caller will see from the log state.
-            Err(_) if self.state.lock().index.first_index() > start => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        if entries.len() == wanted {
-            entries.extend(cached);
+    }
+
+    /// Where the entries present in `start..end` are: the first index
+    /// present from `start`, the sequences of those not cached, and the
+    /// cached ones.
+    fn locate(&self, start: u64, end: u64) -> (u64, Vec<Seq>, Vec<C::Entry>) {
+        let st = self.state.lock();
+        let start = start.max(st.index.first_index());
+        let end = end.min(st.index.end());
+        if st.index.is_empty() || start >= end {
+            return (start, Vec::new(), Vec::new());
         }
-        Ok(entries)
+        let cache_first = st.cache_first();
+        let skip = start.saturating_sub(cache_first) as usize;
+        let take = end.saturating_sub(start.max(cache_first)) as usize;
+        let cached: Vec<C::Entry> = st
+            .cache
+            .iter()
+            .skip(skip)
+            .take(take)
+            .map(|(e, _)| e.clone())
+            .collect();
+        (start, st.index.seqs(start, end.min(cache_first)), cached)
     }
 
     /// Reads the entries at `seqs` (those of `start..`) from the log. The

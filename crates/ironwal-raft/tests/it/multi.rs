@@ -288,3 +288,53 @@ async fn a_lagging_group_does_not_pin_the_disk() {
         lagging.entries
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_a_lagging_group_succeed_while_retention_moves_its_entries() {
+    const SEGMENT: u64 = 16 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(SEGMENT).cache_bytes(0).wal(
+        ironwal::Options::default()
+            .max_segment_size(SEGMENT)
+            .preallocate(false),
+    );
+    let log = Arc::new(Multi::open(dir.path(), options).unwrap());
+    let mut laggard = log.group(9);
+    laggard
+        .blocking_append(tagged_run(9, 1, 1..=200))
+        .await
+        .unwrap();
+    let expected: Vec<_> = tagged_run(9, 1, 1..=200).iter().map(describe).collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = {
+        let (mut reader, stop) = (laggard.reader(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let read = reader.try_get_log_entries(1..=200).await;
+                let read = read.unwrap_or_else(|e| panic!("read {reads} failed: {e}"));
+                assert_eq!(read.iter().map(describe).collect::<Vec<_>>(), expected);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let mut busy = log.group(1);
+    for i in (10..=6000u64).step_by(10) {
+        busy.blocking_append(tagged_run(1, 1, i - 9..=i))
+            .await
+            .unwrap();
+        if i % 50 == 0 && i > 100 {
+            busy.purge(log_id(1, i - 100)).await.unwrap();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reading.await.unwrap();
+    let moved = log.retention_totals().entries_moved;
+    assert!(
+        moved >= 400,
+        "the laggard's entries moved only {moved} times"
+    );
+    println!("{reads} reads of 200 entries while {moved} entries moved");
+    assert!(reads > 0);
+}
