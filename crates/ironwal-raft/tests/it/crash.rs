@@ -296,6 +296,23 @@ async fn crash_and_check(seed: u64) -> Result<(bool, bool), String> {
     Ok((refused, mid))
 }
 
+/// The seeds to run: `IRONWAL_RAFT_CRASH_SEED` alone, or
+/// `IRONWAL_RAFT_CRASH_RUNS` (default `runs`) fresh ones, printed.
+pub(crate) fn crash_seeds(runs: u64, what: &str) -> Vec<u64> {
+    match std::env::var("IRONWAL_RAFT_CRASH_SEED") {
+        Ok(seed) => vec![seed.parse().expect("IRONWAL_RAFT_CRASH_SEED is a number")],
+        Err(_) => {
+            let runs = std::env::var("IRONWAL_RAFT_CRASH_RUNS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(runs);
+            let base = Rng::fresh_seed();
+            println!("{what} seeds {base}..{}", base.wrapping_add(runs));
+            (0..runs).map(|i| base.wrapping_add(i)).collect()
+        }
+    }
+}
+
 #[test]
 fn acknowledged_entries_and_votes_survive_power_loss() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -303,18 +320,7 @@ fn acknowledged_entries_and_votes_survive_power_loss() {
         .enable_all()
         .build()
         .unwrap();
-    let seeds: Vec<u64> = match std::env::var("IRONWAL_RAFT_CRASH_SEED") {
-        Ok(seed) => vec![seed.parse().expect("IRONWAL_RAFT_CRASH_SEED is a number")],
-        Err(_) => {
-            let runs = std::env::var("IRONWAL_RAFT_CRASH_RUNS")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(200);
-            let base = Rng::fresh_seed();
-            println!("crash seeds {base}..{}", base.wrapping_add(runs));
-            (0..runs).map(|i| base.wrapping_add(i)).collect()
-        }
-    };
+    let seeds = crash_seeds(200, "crash");
     let (mut refused, mut mid, runs) = (0, 0, seeds.len());
     for seed in seeds {
         match rt.block_on(crash_and_check(seed)) {

@@ -25,7 +25,7 @@ use ironwal_raft::{MultiLog, MultiLogOptions};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::EntryPayload;
 
-use crate::crash::{draw, summary, Change, Model};
+use crate::crash::{crash_seeds, draw, summary, Change, Model};
 use crate::{entry, log_id, observe, C};
 
 const DIR: &str = "/multi";
@@ -209,18 +209,7 @@ fn every_groups_acknowledged_entries_and_votes_survive_power_loss() {
         .enable_all()
         .build()
         .unwrap();
-    let seeds: Vec<u64> = match std::env::var("IRONWAL_RAFT_CRASH_SEED") {
-        Ok(seed) => vec![seed.parse().expect("IRONWAL_RAFT_CRASH_SEED is a number")],
-        Err(_) => {
-            let runs = std::env::var("IRONWAL_RAFT_CRASH_RUNS")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(150);
-            let base = Rng::fresh_seed();
-            println!("multi-log crash seeds {base}..{}", base.wrapping_add(runs));
-            (0..runs).map(|i| base.wrapping_add(i)).collect()
-        }
-    };
+    let seeds = crash_seeds(150, "multi-log crash");
     let (mut moved, mut removed, mut mid, runs) = (0, 0, 0, seeds.len());
     for seed in seeds {
         match rt.block_on(crash_and_check(seed)) {
